@@ -1,0 +1,1 @@
+"""Parts catalog: parts, immutable revisions, content-addressed model files. Knows nothing of HTTP or arq."""

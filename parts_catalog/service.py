@@ -1,0 +1,241 @@
+"""The catalog's use cases. Methods flush, never commit: the caller (request or job) owns the transaction.
+
+Every read and write takes ``visible_to``: the organization whose parts the caller may see, or None for an
+operator who sees all. A part of another organization is reported as not found, never as forbidden, so a
+caller cannot learn that it exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from parts_catalog.errors import InvalidCursor, PartNotFound, PartNumberTaken, RevisionNotFound
+from parts_catalog.formats import ArchiveLimits, detect_model_format
+from parts_catalog.models import Part, PartRevision
+from parts_catalog.repository import CatalogRepository, PartFilter
+from parts_catalog.schemas import PartPatch, PartSpec
+from parts_catalog.sqltypes import utcnow
+from parts_catalog.storage import BlobStore
+
+# How many blob addresses one reference query checks during an orphan sweep.
+_SWEEP_BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingModel:
+    """A model file fully received into local staging, hashed while it streamed in."""
+
+    path: Path
+    size: int
+    sha256: str
+    filename: str
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PartRecord:
+    part: Part
+    equipment_models: list[str]
+    latest_revision: PartRevision | None
+
+
+@dataclass(frozen=True, slots=True)
+class PartPage:
+    items: list[PartRecord]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SweepResult:
+    examined: int
+    deleted: list[str]
+
+
+def _unique_casefold(values: Sequence[str]) -> list[str]:
+    seen: set[str] = set()
+    kept = []
+    for value in values:
+        if value.casefold() not in seen:
+            seen.add(value.casefold())
+            kept.append(value)
+    return kept
+
+
+def _encode_cursor(part: Part) -> str:
+    raw = json.dumps([part.part_number, str(part.id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[str, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        number, part_id = json.loads(raw)
+        if not isinstance(number, str):
+            raise TypeError(number)
+        return number, uuid.UUID(part_id)
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise InvalidCursor("cursor is not one this API issued") from exc
+
+
+class CatalogService:
+    def __init__(self, session: AsyncSession, blobs: BlobStore, *, archive_limits: ArchiveLimits) -> None:
+        self.session = session
+        self.repo = CatalogRepository(session)
+        self.blobs = blobs
+        self.archive_limits = archive_limits
+
+    async def create_part(self, *, organization_id: uuid.UUID, spec: PartSpec) -> PartRecord:
+        if await self.repo.part_number_taken(organization_id, spec.part_number):
+            raise PartNumberTaken(
+                f"part number {spec.part_number!r} already exists", {"part_number": spec.part_number}
+            )
+        part = Part(
+            organization_id=organization_id,
+            part_number=spec.part_number,
+            name=spec.name,
+            description=spec.description,
+            process=spec.process,
+            materials=_unique_casefold(spec.materials),
+        )
+        self.session.add(part)
+        equipment = _unique_casefold(spec.equipment_models)
+        try:
+            await self.session.flush()
+            await self.repo.replace_equipment(part.id, equipment)
+            await self.session.flush()
+        except IntegrityError as exc:  # lost a race with a concurrent create of the same number
+            raise PartNumberTaken(
+                f"part number {spec.part_number!r} already exists", {"part_number": spec.part_number}
+            ) from exc
+        return PartRecord(part=part, equipment_models=sorted(equipment), latest_revision=None)
+
+    async def update_part(
+        self, part_id: uuid.UUID, patch: PartPatch, *, visible_to: uuid.UUID | None
+    ) -> PartRecord:
+        part = await self._part(part_id, visible_to=visible_to)
+        changes = patch.model_dump(exclude_unset=True, exclude={"equipment_models"})
+        for field, value in changes.items():
+            if value is not None:
+                setattr(part, field, _unique_casefold(value) if field == "materials" else value)
+        if patch.equipment_models is not None:
+            await self.repo.replace_equipment(part.id, _unique_casefold(patch.equipment_models))
+        part.updated_at = utcnow()
+        await self.session.flush()
+        return (await self._records([part]))[0]
+
+    async def get_part(self, part_id: uuid.UUID, *, visible_to: uuid.UUID | None) -> PartRecord:
+        return (await self._records([await self._part(part_id, visible_to=visible_to)]))[0]
+
+    async def search_parts(
+        self, criteria: PartFilter, *, visible_to: uuid.UUID | None, limit: int, cursor: str | None = None
+    ) -> PartPage:
+        after = _decode_cursor(cursor) if cursor else None
+        # One extra row tells whether another page exists without a count query.
+        parts = list(
+            await self.repo.search_parts(criteria, visible_to=visible_to, after=after, limit=limit + 1)
+        )
+        next_cursor = _encode_cursor(parts[limit - 1]) if len(parts) > limit else None
+        return PartPage(items=await self._records(parts[:limit]), next_cursor=next_cursor)
+
+    async def add_revision(
+        self,
+        part_id: uuid.UUID,
+        model: IncomingModel,
+        *,
+        visible_to: uuid.UUID | None,
+        created_by: str | None,
+    ) -> PartRevision:
+        """Store an uploaded model as the part's next revision (status ``uploaded``).
+
+        The file is sniffed from its content (3MF archives are checked against the archive limits while
+        they are read) before anything is written. Raises PartNotFound or a
+        ``parts_catalog.formats.ModelFileError``.
+        """
+        await self._part(part_id, visible_to=visible_to)
+        detected = await asyncio.to_thread(
+            detect_model_format, model.path, archive_limits=self.archive_limits
+        )
+        # Stored before the row exists: a failure after this leaves an unreferenced blob, which the orphan
+        # sweep removes; the reverse order could leave a row pointing at nothing.
+        await self.blobs.put_file(model.path, sha256=model.sha256)
+        await self._part(part_id, visible_to=visible_to, for_update=True)
+        revision = PartRevision(
+            part_id=part_id,
+            number=await self.repo.next_revision_number(part_id),
+            blob_sha256=model.sha256,
+            size_bytes=model.size,
+            format=detected.format,
+            format_warnings=list(detected.warnings),
+            filename=model.filename,
+            note=model.note,
+            created_by=created_by,
+        )
+        self.session.add(revision)
+        await self.session.flush()
+        return revision
+
+    async def list_revisions(
+        self, part_id: uuid.UUID, *, visible_to: uuid.UUID | None
+    ) -> Sequence[PartRevision]:
+        await self._part(part_id, visible_to=visible_to)
+        return await self.repo.revisions_of(part_id)
+
+    async def get_revision(
+        self, part_id: uuid.UUID, revision_id: uuid.UUID, *, visible_to: uuid.UUID | None
+    ) -> PartRevision:
+        await self._part(part_id, visible_to=visible_to)
+        revision = await self.repo.get_revision(part_id, revision_id)
+        if revision is None:
+            raise RevisionNotFound("no such revision", {"revision_id": str(revision_id)})
+        return revision
+
+    async def read_model(
+        self, part_id: uuid.UUID, revision_id: uuid.UUID, *, visible_to: uuid.UUID | None
+    ) -> tuple[PartRevision, AsyncIterator[bytes]]:
+        revision = await self.get_revision(part_id, revision_id, visible_to=visible_to)
+        return revision, self.blobs.read(revision.blob_sha256)
+
+    async def sweep_orphan_blobs(self, *, older_than: datetime) -> SweepResult:
+        """Delete blobs no revision references and that were last stored before ``older_than``.
+
+        The age gate protects uploads in flight: their blob is stored (or refreshed) before their row
+        commits.
+        """
+        candidates = [blob.sha256 async for blob in self.blobs.list_blobs() if blob.modified_at < older_than]
+        deleted: list[str] = []
+        for start in range(0, len(candidates), _SWEEP_BATCH):
+            batch = candidates[start : start + _SWEEP_BATCH]
+            referenced = await self.repo.referenced_blobs(batch)
+            for sha256 in batch:
+                # Re-checking the age at deletion keeps a blob an upload refreshed since the listing.
+                if sha256 not in referenced and await self.blobs.delete(sha256, older_than=older_than):
+                    deleted.append(sha256)
+        return SweepResult(examined=len(candidates), deleted=deleted)
+
+    async def _part(
+        self, part_id: uuid.UUID, *, visible_to: uuid.UUID | None, for_update: bool = False
+    ) -> Part:
+        part = await self.repo.get_part(part_id, visible_to=visible_to, for_update=for_update)
+        if part is None:
+            raise PartNotFound("no such part", {"part_id": str(part_id)})
+        return part
+
+    async def _records(self, parts: Sequence[Part]) -> list[PartRecord]:
+        ids = [p.id for p in parts]
+        equipment = await self.repo.equipment_of(ids)
+        latest = await self.repo.latest_revisions(ids)
+        return [
+            PartRecord(part=p, equipment_models=equipment.get(p.id, []), latest_revision=latest.get(p.id))
+            for p in parts
+        ]

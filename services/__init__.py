@@ -1,0 +1,1 @@
+"""Spareflow's platform: the HTTP API, accounts, factories and the arq workers."""

@@ -1,0 +1,1 @@
+"""Who calls the API: organizations, logistics partners and their API keys."""

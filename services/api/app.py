@@ -1,0 +1,41 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from services.api.endpoints import accounts, health, parts
+from services.api.errors import install_error_handlers
+from services.api.resources import AppResources
+from services.config import Settings
+
+DESCRIPTION = """
+Spareflow prints spare parts on demand at the nearest microfactory that meets the SLA.
+
+Authenticate with `Authorization: Bearer <API key>`. Every error is
+`{"error": {"code": "...", "message": "...", "details": ...}}`; branch on `code`.
+A technician's key sees its own organization's parts only; anything else answers 404.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        resources = AppResources.open(settings)
+        app.state.resources = resources
+        try:
+            yield
+        finally:
+            await resources.close()
+
+    app = FastAPI(title="Spareflow", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(accounts.router)
+    app.include_router(parts.router)
+    return app

@@ -1,0 +1,92 @@
+"""FastAPI dependencies as Annotated aliases. Roles are declared per endpoint through these aliases.
+
+``Security(authenticate, scopes=[roles...])`` puts the allowed roles on the route itself, where the
+OpenAPI schema and the authorization matrix test read them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from parts_catalog.service import CatalogService, IncomingModel
+from services.accounts.models import Role
+from services.accounts.service import AccountsService, Principal
+from services.api.resources import AppResources
+from services.api.uploads import receive_model_upload
+from services.errors import Forbidden, NotAuthenticated
+
+
+def get_resources(request: Request) -> AppResources:
+    resources: AppResources = request.app.state.resources
+    return resources
+
+
+Resources = Annotated[AppResources, Depends(get_resources)]
+
+
+async def get_session(resources: Resources) -> AsyncIterator[AsyncSession]:
+    """The request's unit of work: committed when the endpoint returns, rolled back when it raises."""
+    async with resources.sessions() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+# scope="function": the commit runs when the endpoint returns, before the response is sent, so a client
+# never sees a success for a transaction that then failed to commit.
+DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer sf_...`")
+
+
+async def authenticate(
+    scopes: SecurityScopes,
+    session: DbSession,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None:
+        raise NotAuthenticated("send an API key as `Authorization: Bearer <key>`")
+    principal = await AccountsService(session).authenticate(credentials.credentials)
+    if principal is None:
+        raise NotAuthenticated("unknown or revoked API key", code="invalid_api_key")
+    if principal.role not in scopes.scopes:
+        raise Forbidden(
+            f"a {principal.role} key may not call this endpoint", details={"allowed_roles": scopes.scopes}
+        )
+    return principal
+
+
+Admin = Annotated[Principal, Security(authenticate, scopes=[Role.ADMIN])]
+CatalogReader = Annotated[Principal, Security(authenticate, scopes=[Role.ADMIN, Role.TECHNICIAN])]
+AnyRole = Annotated[Principal, Security(authenticate, scopes=list(Role))]
+
+
+def get_catalog(session: DbSession, resources: Resources) -> CatalogService:
+    return CatalogService(session, resources.blobs, archive_limits=resources.settings.archive_limits)
+
+
+def get_accounts(session: DbSession) -> AccountsService:
+    return AccountsService(session)
+
+
+Catalog = Annotated[CatalogService, Depends(get_catalog)]
+Accounts = Annotated[AccountsService, Depends(get_accounts)]
+
+
+async def model_upload(request: Request, resources: Resources) -> AsyncIterator[IncomingModel]:
+    settings = resources.settings
+    async with receive_model_upload(
+        request, staging_dir=settings.staging_dir, max_file_bytes=settings.max_upload_bytes
+    ) as model:
+        yield model
+
+
+ModelUpload = Annotated[IncomingModel, Depends(model_upload)]

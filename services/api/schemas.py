@@ -1,0 +1,168 @@
+"""Request and response bodies of the HTTP API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from parts_catalog.formats import ModelFormat
+from parts_catalog.models import PartRevision, Process, RevisionStatus
+from parts_catalog.schemas import Name, PartSpec
+from parts_catalog.service import PartRecord
+from services.accounts.models import ApiKey, NamedAccount, Role
+from services.accounts.service import IssuedKey, Principal
+
+Slug = Annotated[
+    str, StringConstraints(min_length=2, max_length=40, pattern=r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
+]
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(examples=["part_not_found"])
+    message: str
+    details: Any = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class AccountIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    slug: Slug
+    name: Name
+
+
+class AccountOut(BaseModel):
+    id: uuid.UUID
+    slug: str
+    name: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, account: NamedAccount) -> AccountOut:
+        return cls(id=account.id, slug=account.slug, name=account.name, created_at=account.created_at)
+
+
+class KeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role
+    name: Annotated[str, StringConstraints(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")] = ""
+    organization_id: uuid.UUID | None = None
+    site_id: uuid.UUID | None = None
+    partner_id: uuid.UUID | None = None
+
+
+class KeyOut(BaseModel):
+    key_id: str
+    role: Role
+    name: str
+    organization_id: uuid.UUID | None
+    site_id: uuid.UUID | None
+    partner_id: uuid.UUID | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, key: ApiKey) -> KeyOut:
+        return cls.model_validate(key, from_attributes=True)
+
+
+class IssuedKeyOut(KeyOut):
+    token: str = Field(description="The API key. Shown once: only its hash is stored.")
+
+    @classmethod
+    def issued(cls, issued: IssuedKey) -> IssuedKeyOut:
+        return cls(**KeyOut.of(issued.key).model_dump(), token=issued.token)
+
+
+class MeOut(BaseModel):
+    key_id: str
+    role: Role
+    organization_id: uuid.UUID | None
+    site_id: uuid.UUID | None
+    partner_id: uuid.UUID | None
+
+    @classmethod
+    def of(cls, principal: Principal) -> MeOut:
+        return cls.model_validate(principal, from_attributes=True)
+
+
+class PartCreate(PartSpec):
+    organization_id: uuid.UUID
+
+
+class RevisionSummary(BaseModel):
+    id: uuid.UUID
+    number: int
+    status: RevisionStatus
+    format: ModelFormat
+
+
+class RevisionOut(RevisionSummary):
+    part_id: uuid.UUID
+    sha256: str
+    size_bytes: int
+    filename: str
+    note: str
+    format_warnings: list[str]
+    geometry_report: dict[str, Any] | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, revision: PartRevision) -> RevisionOut:
+        return cls(
+            id=revision.id,
+            number=revision.number,
+            status=revision.status,
+            format=revision.format,
+            part_id=revision.part_id,
+            sha256=revision.blob_sha256,
+            size_bytes=revision.size_bytes,
+            filename=revision.filename,
+            note=revision.note,
+            format_warnings=revision.format_warnings,
+            geometry_report=revision.geometry_report,
+            created_at=revision.created_at,
+        )
+
+
+class PartOut(BaseModel):
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    part_number: str
+    name: str
+    description: str
+    process: Process
+    materials: list[str]
+    equipment_models: list[str]
+    latest_revision: RevisionSummary | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, record: PartRecord) -> PartOut:
+        part, latest = record.part, record.latest_revision
+        return cls(
+            id=part.id,
+            organization_id=part.organization_id,
+            part_number=part.part_number,
+            name=part.name,
+            description=part.description,
+            process=part.process,
+            materials=part.materials,
+            equipment_models=record.equipment_models,
+            latest_revision=RevisionSummary.model_validate(latest, from_attributes=True) if latest else None,
+            created_at=part.created_at,
+            updated_at=part.updated_at,
+        )
+
+
+class PartPageOut(BaseModel):
+    items: list[PartOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")

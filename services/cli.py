@@ -1,0 +1,197 @@
+"""The ``spareflow`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from services.accounts.models import Organization, Partner, Role
+from services.accounts.service import AccountsService, IssuedKey
+from services.config import Settings
+from services.db import create_engine, session_factory, transaction
+from services.embedded_redis import EmbeddedRedis
+from services.factories.models import Site
+from services.migrate import upgrade
+
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="Spareflow: spare parts, printed on demand."
+)
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+keys_app = typer.Typer(no_args_is_help=True, help="API keys.")
+accounts_app = typer.Typer(no_args_is_help=True, help="Organizations, sites and partners.")
+app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
+app.add_typer(accounts_app, name="accounts")
+
+T = TypeVar("T")
+
+DataDir = Annotated[
+    Path | None, typer.Option("--data-dir", help="Where embedded state lives (SPAREFLOW_DATA_DIR).")
+]
+
+
+class AccountKind(StrEnum):
+    ORGANIZATION = "organization"
+    SITE = "site"
+    PARTNER = "partner"
+
+
+_ACCOUNT_MODELS: dict[AccountKind, type[Organization | Site | Partner]] = {
+    AccountKind.ORGANIZATION: Organization,
+    AccountKind.SITE: Site,
+    AccountKind.PARTNER: Partner,
+}
+
+
+def _settings(data_dir: Path | None) -> Settings:
+    return Settings(data_dir=data_dir) if data_dir else Settings()
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+@contextmanager
+def redis_for(settings: Settings) -> Iterator[str]:
+    """The configured Redis, or an embedded one for as long as the block runs."""
+    if settings.redis_url:
+        yield settings.redis_url
+        return
+    with EmbeddedRedis(settings.data_dir) as url:
+        yield url
+
+
+@db_app.command("upgrade")
+def db_upgrade(data_dir: DataDir = None) -> None:
+    """Apply every pending migration."""
+    settings = _settings(data_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _run(upgrade(settings.resolved_database_url))
+    typer.echo("database is up to date")
+
+
+async def _with_accounts(settings: Settings, action: Callable[[AccountsService], Awaitable[T]]) -> T:
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        async with transaction(session_factory(engine)) as session:
+            return await action(AccountsService(session))
+    finally:
+        await engine.dispose()
+
+
+@accounts_app.command("create")
+def accounts_create(kind: AccountKind, slug: str, name: str, data_dir: DataDir = None) -> None:
+    """Create an organization, site or partner."""
+    from services.api.schemas import AccountIn
+
+    body = AccountIn(slug=slug, name=name)
+    account = _run(
+        _with_accounts(
+            _settings(data_dir),
+            lambda accounts: accounts.create_account(_ACCOUNT_MODELS[kind], slug=body.slug, name=body.name),
+        )
+    )
+    typer.echo(f"{kind} {account.slug} created: {account.id}")
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[Role, typer.Option(help="admin, technician, factory or partner")],
+    org: Annotated[str | None, typer.Option(help="Organization slug (technician keys)")] = None,
+    site: Annotated[str | None, typer.Option(help="Site slug (factory keys)")] = None,
+    partner: Annotated[str | None, typer.Option(help="Partner slug (partner keys)")] = None,
+    name: Annotated[str, typer.Option(help="What the key is for")] = "",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Issue an API key. It is printed once; only its hash is stored."""
+
+    async def issue(accounts: AccountsService) -> IssuedKey:
+        owners = {
+            "organization_id": (await accounts.account_by_slug(Organization, org)).id if org else None,
+            "site_id": (await accounts.account_by_slug(Site, site)).id if site else None,
+            "partner_id": (await accounts.account_by_slug(Partner, partner)).id if partner else None,
+        }
+        return await accounts.issue_key(role, name=name, **owners)
+
+    from services.errors import DomainError
+
+    try:
+        issued = _run(_with_accounts(_settings(data_dir), issue))
+    except DomainError as exc:
+        typer.echo(f"error: {exc.code}: {exc.message}", err=True)
+        raise typer.Exit(2) from exc
+    if as_json:
+        typer.echo(json.dumps({"key_id": issued.key.key_id, "role": role, "token": issued.token}))
+    else:
+        typer.echo(f"{role} key {issued.key.key_id} (shown once, store it now):\n{issued.token}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (SPAREFLOW_API_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (SPAREFLOW_API_PORT)")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Run the HTTP API."""
+    import uvicorn
+
+    from services.api.app import create_app
+
+    settings = _settings(data_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.api_host,
+        port=settings.api_port if port is None else port,
+        log_level=settings.log_level.lower(),
+    )
+
+
+@app.command()
+def worker(
+    burst: Annotated[bool, typer.Option(help="Exit once the queue is empty")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Run the arq worker (starts an embedded Redis when SPAREFLOW_REDIS_URL is unset)."""
+    from services.workers.settings import build_worker
+
+    settings = _settings(data_dir)
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    async def main(redis_url: str) -> None:
+        w = build_worker(settings, redis_url, burst=burst)
+        try:
+            await w.async_run()
+        finally:
+            await w.close()
+
+    with redis_for(settings) as url:
+        _run(main(url))
+
+
+@app.command()
+def demo(
+    as_json: Annotated[bool, typer.Option("--json", help="End with one JSON summary line")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Run the whole platform on embedded defaults with a generated catalog, and report what happened."""
+    from services.demo.run import run_demo
+
+    settings = _settings(data_dir)
+    with redis_for(settings) as url:
+        summary = _run(run_demo(settings, redis_url=url, echo=None if as_json else typer.echo))
+    if as_json:
+        typer.echo(json.dumps(summary, sort_keys=True))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""Demo data for Spareflow: procedurally generated spare parts and their catalog entries."""

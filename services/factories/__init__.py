@@ -1,0 +1,1 @@
+"""Microfactory sites and their printers."""

@@ -1,0 +1,1 @@
+"""arq workers: jobs take ids, are idempotent and do one thing."""

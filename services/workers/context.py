@@ -1,0 +1,38 @@
+"""What every job gets: long-lived resources built once in the worker's ``on_startup``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from parts_catalog.storage import LocalBlobStore
+from services.config import Settings
+from services.db import SessionFactory, create_engine, session_factory
+
+_KEY = "spareflow"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerResources:
+    settings: Settings
+    sessions: SessionFactory
+    blobs: LocalBlobStore
+
+
+async def on_startup(ctx: dict[str, Any]) -> None:
+    settings: Settings = ctx["settings"]
+    engine = create_engine(settings.resolved_database_url)
+    ctx["engine"] = engine
+    ctx[_KEY] = WorkerResources(
+        settings=settings, sessions=session_factory(engine), blobs=LocalBlobStore(settings.resolved_blob_dir)
+    )
+
+
+async def on_shutdown(ctx: dict[str, Any]) -> None:
+    if "engine" in ctx:
+        await ctx["engine"].dispose()
+
+
+def resources(ctx: dict[str, Any]) -> WorkerResources:
+    found: WorkerResources = ctx[_KEY]
+    return found

@@ -1,0 +1,1 @@
+"""Job functions. Each opens its own unit of work and calls one service."""

@@ -1,0 +1,120 @@
+"""Builders for test data, through the public API wherever one exists."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from services.accounts.models import Role
+from services.accounts.service import AccountsService
+from services.config import Settings
+from services.db import create_engine, session_factory, transaction
+from services.demo.meshes import DEMO_PARTS, export_model
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def make_admin_token(settings: Settings) -> str:
+    """The bootstrap key, issued the way `spareflow keys create --role admin` does."""
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        async with transaction(session_factory(engine)) as session:
+            return (await AccountsService(session).issue_key(Role.ADMIN, name="test admin")).token
+    finally:
+        await engine.dispose()
+
+
+async def make_account(client: httpx.AsyncClient, admin: str, kind: str, *, slug: str | None = None) -> dict[str, Any]:
+    slug = slug or f"{kind[:4]}-{uuid.uuid4().hex[:8]}"
+    response = await client.post(f"/{kind}", json={"slug": slug, "name": slug.title()}, headers=bearer(admin))
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def make_key(client: httpx.AsyncClient, admin: str, role: str, **owner: str) -> str:
+    response = await client.post("/keys", json={"role": role, **owner}, headers=bearer(admin))
+    assert response.status_code == 201, response.text
+    return str(response.json()["token"])
+
+
+async def make_part(
+    client: httpx.AsyncClient,
+    admin: str,
+    *,
+    organization_id: str,
+    part_number: str | None = None,
+    name: str = "Mounting bracket",
+    description: str = "Holds the proximity sensor on the conveyor frame.",
+    equipment_models: tuple[str, ...] = ("Tarnwell CM-3",),
+) -> dict[str, Any]:
+    body = {
+        "organization_id": organization_id,
+        "part_number": part_number or f"SF-{uuid.uuid4().hex[:6].upper()}",
+        "name": name,
+        "description": description,
+        "process": "fdm",
+        "materials": ["PETG"],
+        "equipment_models": list(equipment_models),
+    }
+    response = await client.post("/parts", json=body, headers=bearer(admin))
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def model_bytes(file_format: str = "stl-binary", index: int = 0) -> bytes:
+    """A generated part's model in the given format (the project's own meshes, no third-party files)."""
+    return export_model(DEMO_PARTS[index].build(), file_format)
+
+
+async def upload(
+    client: httpx.AsyncClient, token: str, part_id: str, data: bytes, filename: str = "part.stl", **extra: str
+) -> httpx.Response:
+    return await client.post(
+        f"/parts/{part_id}/revisions", files={"file": (filename, data, "application/octet-stream")},
+        data=extra, headers=bearer(token),
+    )
+
+
+@dataclass(frozen=True)
+class World:
+    """One operator, two customer organizations with a technician each, a site, a partner, and a part."""
+
+    admin: str
+    org_a: dict[str, Any]
+    org_b: dict[str, Any]
+    tech_a: str
+    tech_b: str
+    factory: str
+    partner: str
+    part_a: dict[str, Any]
+    revision_a: dict[str, Any]
+
+    def token(self, role: str) -> str:
+        return {"admin": self.admin, "technician": self.tech_a, "factory": self.factory, "partner": self.partner}[role]
+
+
+async def make_world(client: httpx.AsyncClient, settings: Settings) -> World:
+    admin = await make_admin_token(settings)
+    org_a = await make_account(client, admin, "organizations", slug="org-a")
+    org_b = await make_account(client, admin, "organizations", slug="org-b")
+    site = await make_account(client, admin, "sites", slug="site-1")
+    partner = await make_account(client, admin, "partners", slug="partner-1")
+    part_a = await make_part(client, admin, organization_id=org_a["id"], part_number="A-100")
+    response = await upload(client, admin, part_a["id"], model_bytes())
+    assert response.status_code == 202, response.text
+    return World(
+        admin=admin,
+        org_a=org_a,
+        org_b=org_b,
+        tech_a=await make_key(client, admin, "technician", organization_id=org_a["id"]),
+        tech_b=await make_key(client, admin, "technician", organization_id=org_b["id"]),
+        factory=await make_key(client, admin, "factory", site_id=site["id"]),
+        partner=await make_key(client, admin, "partner", partner_id=partner["id"]),
+        part_a=part_a,
+        revision_a=response.json(),
+    )

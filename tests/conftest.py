@@ -1,0 +1,106 @@
+"""Shared fixtures: real databases (SQLite and PostgreSQL), real Redis, the app over ASGI.
+
+PostgreSQL and Redis are expected on loopback (``.ci/run`` starts them); their URLs can be overridden with
+SPAREFLOW_TEST_POSTGRES_URL and SPAREFLOW_TEST_REDIS_URL. Each test session gets a database of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from sqlmodel import SQLModel
+
+import services.models  # noqa: F401  (all tables on the metadata)
+from services.api.app import create_app
+from services.config import Settings
+from services.db import create_engine
+from services.migrate import upgrade
+
+POSTGRES_URL = os.environ.get("SPAREFLOW_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("SPAREFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def _asyncpg_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+async def postgresql_url() -> AsyncIterator[str]:
+    name = f"spareflow_test_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = await asyncpg.connect(_asyncpg_dsn(POSTGRES_URL))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+        await upgrade(url)
+        yield url
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('sqlite') / 'spareflow.db'}"
+    await upgrade(url)
+    return url
+
+
+async def _empty_tables(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            tables = [t.name for t in reversed(SQLModel.metadata.sorted_tables)]
+            if conn.dialect.name == "postgresql":
+                await conn.execute(sa.text(f"TRUNCATE {', '.join(tables)} CASCADE"))
+            else:
+                for table in tables:
+                    await conn.execute(sa.text(f"DELETE FROM {table}"))  # noqa: S608 (our own table names)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def migrated_url(request: pytest.FixtureRequest) -> str:
+    # Sync on purpose: pytest-asyncio cannot resolve an async fixture by name from inside another one.
+    url: str = request.getfixturevalue(f"{request.param}_url")
+    return url
+
+
+@pytest.fixture
+async def database_url(migrated_url: str) -> str:
+    """A migrated, empty database: each test using it runs once on SQLite and once on PostgreSQL."""
+    await _empty_tables(migrated_url)
+    return migrated_url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings(data_dir=tmp_path / "data", database_url=database_url, redis_url=REDIS_URL)
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An unauthenticated client of a fresh app; see tests.builders for keys."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://spareflow.test") as http:
+            yield http
+
+
+@pytest.fixture
+def shared_corpus() -> Path:
+    corpus = SHARED / "corpus"
+    if not (corpus / "manifest.csv").is_file():
+        pytest.skip("../shared/corpus is not present")
+    return corpus
