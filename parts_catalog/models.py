@@ -32,7 +32,11 @@ class RevisionStatus(StrEnum):
 
 class Part(SQLModel, table=True):
     __tablename__ = "part"
-    __table_args__ = (sa.UniqueConstraint("organization_id", "part_number", name="uq_part_org_number"),)
+    __table_args__ = (
+        sa.UniqueConstraint("organization_id", "part_number", name="uq_part_org_number"),
+        # Listings order by part number (keyset pagination).
+        sa.Index("ix_part_number", "part_number"),
+    )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     # The owning tenant. The foreign key to the platform's organization table is declared by the
@@ -51,6 +55,8 @@ class PartEquipment(SQLModel, table=True):
     """Equipment compatibility: one row per machine model a part fits."""
 
     __tablename__ = "part_equipment"
+    # Search by equipment model compares lower-cased values.
+    __table_args__ = (sa.Index("ix_part_equipment_model_lower", sa.text("lower(equipment_model)")),)
 
     part_id: uuid.UUID = Field(foreign_key="part.id", primary_key=True, ondelete="CASCADE")
     equipment_model: str = Field(primary_key=True, max_length=120)

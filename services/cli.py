@@ -18,6 +18,7 @@ from services.accounts.service import AccountsService, IssuedKey
 from services.config import Settings
 from services.db import create_engine, session_factory, transaction
 from services.embedded_redis import EmbeddedRedis
+from services.errors import DomainError
 from services.factories.models import Site
 from services.migrate import upgrade
 
@@ -56,7 +57,12 @@ def _settings(data_dir: Path | None) -> Settings:
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
+    """Run one command's work; a refused request ends the command with its code, not a traceback."""
+    try:
+        return asyncio.run(coro)
+    except DomainError as exc:
+        typer.echo(f"error: {exc.code}: {exc.message}", err=True)
+        raise typer.Exit(2) from exc
 
 
 @contextmanager
@@ -90,9 +96,15 @@ async def _with_accounts(settings: Settings, action: Callable[[AccountsService],
 @accounts_app.command("create")
 def accounts_create(kind: AccountKind, slug: str, name: str, data_dir: DataDir = None) -> None:
     """Create an organization, site or partner."""
+    from pydantic import ValidationError
+
     from services.api.schemas import AccountIn
 
-    body = AccountIn(slug=slug, name=name)
+    try:
+        body = AccountIn(slug=slug, name=name)
+    except ValidationError as exc:
+        typer.echo(f"error: validation_error: {exc.errors()[0]['msg']}", err=True)
+        raise typer.Exit(2) from exc
     account = _run(
         _with_accounts(
             _settings(data_dir),
@@ -122,13 +134,7 @@ def keys_create(
         }
         return await accounts.issue_key(role, name=name, **owners)
 
-    from services.errors import DomainError
-
-    try:
-        issued = _run(_with_accounts(_settings(data_dir), issue))
-    except DomainError as exc:
-        typer.echo(f"error: {exc.code}: {exc.message}", err=True)
-        raise typer.Exit(2) from exc
+    issued = _run(_with_accounts(_settings(data_dir), issue))
     if as_json:
         typer.echo(json.dumps({"key_id": issued.key.key_id, "role": role, "token": issued.token}))
     else:

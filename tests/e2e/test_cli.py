@@ -1,0 +1,71 @@
+"""The `spareflow` command, run as a real process on embedded defaults."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# The console script pip installed next to this interpreter: the command users type.
+SPAREFLOW = [str(Path(sys.executable).parent / "spareflow")]
+
+
+def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPAREFLOW_")}
+    return subprocess.run(
+        [*SPAREFLOW, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=240, check=check
+    )
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end_on_embedded_defaults(tmp_path: Path) -> None:
+    result = run(["demo", "--json"], cwd=tmp_path)
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+
+    assert summary["parts"] == 5
+    assert summary["revisions"] == 5
+    assert summary["revisions_by_status"] == {"uploaded": 5}
+    assert summary["searches"]["by_part_number"] == 1
+    assert summary["searches"]["by_text"] >= 1
+    assert min(v for k, v in summary["searches"].items() if k.startswith("by_equipment")) >= 2
+    assert summary["tenancy"] == {"other_org_sees": 0, "other_org_direct_get": 404}
+    assert (tmp_path / ".spareflow" / "spareflow.db").is_file()
+    assert not (tmp_path / ".spareflow" / "redis.sock").exists(), "embedded Redis left running"
+
+    again = json.loads(run(["demo", "--json"], cwd=tmp_path).stdout.strip().splitlines()[-1])
+    assert again["parts"] == 5
+    assert again["revisions"] == 10
+    # Same generated models: every file is stored once however often it is uploaded.
+    assert len(list((tmp_path / ".spareflow" / "blobs").glob("??/??/*"))) == 5
+
+
+def test_keys_and_accounts_from_the_command_line(tmp_path: Path) -> None:
+    run(["db", "upgrade"], cwd=tmp_path)
+    run(["accounts", "create", "organization", "acme", "Acme Service"], cwd=tmp_path)
+    issued = json.loads(run(["keys", "create", "--role", "technician", "--org", "acme", "--json"], cwd=tmp_path).stdout)
+    assert issued["role"] == "technician"
+    assert issued["token"].startswith(f"sf_{issued['key_id']}_")
+
+    wrong = run(["keys", "create", "--role", "technician", "--org", "nobody"], cwd=tmp_path, check=False)
+    assert wrong.returncode == 2
+    assert "organization_not_found" in wrong.stderr
+    mismatched = run(["keys", "create", "--role", "admin", "--org", "acme"], cwd=tmp_path, check=False)
+    assert mismatched.returncode == 2
+    assert "invalid_key_owner" in mismatched.stderr
+
+
+def test_account_errors_end_with_a_code_not_a_traceback(tmp_path: Path) -> None:
+    run(["db", "upgrade"], cwd=tmp_path)
+    run(["accounts", "create", "site", "plant-1", "Plant 1"], cwd=tmp_path)
+    for args, code in (
+        (["accounts", "create", "site", "plant-1", "Again"], "slug_taken"),
+        (["accounts", "create", "site", "Bad Slug", "X"], "validation_error"),
+    ):
+        result = run(args, cwd=tmp_path, check=False)
+        assert result.returncode == 2
+        assert code in result.stderr
+        assert "Traceback" not in result.stderr
