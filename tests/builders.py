@@ -29,7 +29,9 @@ async def make_admin_token(settings: Settings) -> str:
         await engine.dispose()
 
 
-async def make_account(client: httpx.AsyncClient, admin: str, kind: str, *, slug: str | None = None) -> dict[str, Any]:
+async def make_account(
+    client: httpx.AsyncClient, admin: str, kind: str, *, slug: str | None = None
+) -> dict[str, Any]:
     slug = slug or f"{kind[:4]}-{uuid.uuid4().hex[:8]}"
     response = await client.post(f"/{kind}", json={"slug": slug, "name": slug.title()}, headers=bearer(admin))
     assert response.status_code == 201, response.text
@@ -75,8 +77,10 @@ async def upload(
     client: httpx.AsyncClient, token: str, part_id: str, data: bytes, filename: str = "part.stl", **extra: str
 ) -> httpx.Response:
     return await client.post(
-        f"/parts/{part_id}/revisions", files={"file": (filename, data, "application/octet-stream")},
-        data=extra, headers=bearer(token),
+        f"/parts/{part_id}/revisions",
+        files={"file": (filename, data, "application/octet-stream")},
+        data=extra,
+        headers=bearer(token),
     )
 
 
@@ -95,7 +99,12 @@ class World:
     revision_a: dict[str, Any]
 
     def token(self, role: str) -> str:
-        return {"admin": self.admin, "technician": self.tech_a, "factory": self.factory, "partner": self.partner}[role]
+        return {
+            "admin": self.admin,
+            "technician": self.tech_a,
+            "factory": self.factory,
+            "partner": self.partner,
+        }[role]
 
 
 async def make_world(client: httpx.AsyncClient, settings: Settings) -> World:

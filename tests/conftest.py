@@ -24,7 +24,9 @@ from services.config import Settings
 from services.db import create_engine
 from services.migrate import upgrade
 
-POSTGRES_URL = os.environ.get("SPAREFLOW_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+POSTGRES_URL = os.environ.get(
+    "SPAREFLOW_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
 REDIS_URL = os.environ.get("SPAREFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 BACKENDS = ["sqlite", "postgresql"]
@@ -64,7 +66,7 @@ async def _empty_tables(url: str) -> None:
                 await conn.execute(sa.text(f"TRUNCATE {', '.join(tables)} CASCADE"))
             else:
                 for table in tables:
-                    await conn.execute(sa.text(f"DELETE FROM {table}"))  # noqa: S608 (our own table names)
+                    await conn.execute(sa.text(f"DELETE FROM {table}"))
     finally:
         await engine.dispose()
 

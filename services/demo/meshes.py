@@ -24,11 +24,10 @@ _HOLE_SEGMENTS = 32
 _ROUND_SEGMENTS = 64
 
 # Proper rotations only (determinant +1), so extruded solids keep outward-facing triangles.
-# Each maps an extruded profile (u, v, w = extrusion) onto the part's axes.
+# Each maps an extruded profile (u, v, w = extrusion direction) onto the part's axes.
 _FRAMES: dict[str, tuple[tuple[float, ...], ...]] = {
     "x": ((0, 0, 1, 0), (1, 0, 0, 0), (0, 1, 0, 0)),  # (u, v) -> (y, z)
     "y": ((-1, 0, 0, 0), (0, 0, 1, 0), (0, 1, 0, 0)),  # (u, v) -> (-x, z)
-    "z": ((1, 0, 0, 0), (0, 1, 0, 0), (0, 0, 1, 0)),  # (u, v) -> (x, y)
 }
 
 
@@ -52,8 +51,8 @@ def _polar(radius: float, angle: float) -> tuple[float, float]:
     return radius * math.cos(angle), radius * math.sin(angle)
 
 
-def _extrude(profile: CrossSection, length: float, axis: Literal["x", "y", "z"]) -> Manifold:
-    """Extrude a 2D profile over [0, length] along the given axis."""
+def _extrude(profile: CrossSection, length: float, axis: Literal["x", "y"]) -> Manifold:
+    """Extrude a 2D profile over [0, length] along a horizontal axis."""
     return Manifold.extrude(profile, length).transform(np.array(_FRAMES[axis], dtype=np.float64))
 
 
@@ -66,57 +65,38 @@ def _countersunk_hole(x: float, y: float, top: float, bore: float = 3.4, head: f
     return shank + cone
 
 
-def _arc(
-    cx: float, cy: float, radius: float, start_deg: float, end_deg: float, n: int
-) -> list[tuple[float, float]]:
-    return [
-        (cx + p[0], cy + p[1])
-        for p in (_polar(radius, math.radians(a)) for a in np.linspace(start_deg, end_deg, n))
-    ]
-
-
 def _l_bracket() -> Manifold:
     thickness, leg, width, fillet = 4.0, 30.0, 40.0, 3.0
     # A printed L cracks at the inside corner first, so the profile carries a fillet there.
-    inner = _arc(thickness + fillet, thickness + fillet, fillet, 270, 180, 7)
+    corner = thickness + fillet
+    inner = [(corner + u, corner + v) for u, v in (_polar(fillet, a) for a in np.linspace(1.5, 1, 7) * np.pi)]
     outline = [(0.0, 0.0), (leg, 0.0), (leg, thickness), *inner, (thickness, leg), (0.0, leg)]
     body = _extrude(_polygon(outline), width, "x")
+    sensor_hole = _extrude(CrossSection.circle(1.7, _HOLE_SEGMENTS), thickness + 2, "y")
     for x in (10.0, 30.0):
         body -= _countersunk_hole(x, 20.0, thickness, bore=4.5, head=9.0)
-        # M3 clearance holes through the upright for the sensor itself.
-        sensor_hole = _extrude(CrossSection.circle(1.7, _HOLE_SEGMENTS), thickness + 2, "y")
-        body -= sensor_hole.translate((x, -1, 20.0))
+        body -= sensor_hole.translate((x, -1.0, 20.0))
     return body
 
 
 def _knurled_knob() -> Manifold:
-    radius, valley, height, ridges, skirt = 12.5, 11.7, 16.0, 30, 14.0
-    step = 2 * math.pi / ridges
-    knurl = [
-        _polar(r, (i + f) * step)
-        for i in range(ridges)
-        for f, r in ((0, valley), (0.25, radius), (0.5, radius), (0.75, valley))
-    ]
-    # 45-degree top chamfer so the ridges do not end in sharp corners under the thumb. It is a tapered
-    # extrusion rather than a cone intersection: cutting the ridges with a cone leaves vertices so close
-    # together that they collapse into one when stored as float32 (binary STL), breaking the solid.
-    chamfer, taper = 1.5, (radius - 1.5) / radius
-    grip = Manifold.extrude(_polygon(knurl), height - chamfer)
-    grip += Manifold.extrude(_polygon(knurl), chamfer, scale_top=(taper, taper)).translate(
-        (0, 0, height - chamfer)
-    )
-    body = grip + Manifold.cylinder(2.0, skirt, circular_segments=_ROUND_SEGMENTS)
+    radius, valley, height, ridges, chamfer = 12.5, 11.7, 16.0, 30, 1.5
+    profile = [(0, valley), (0.25, radius), (0.5, radius), (0.75, valley)]
+    knurl = _polygon([_polar(r, (i + f) * 2 * math.pi / ridges) for i in range(ridges) for f, r in profile])
+    # The 45-degree top chamfer is a tapered extrusion, not a cone intersection: a cone cuts the ridges into
+    # vertices so close together that they collapse into one as float32 (binary STL), breaking the solid.
+    taper = (radius - chamfer) / radius
+    grip = Manifold.extrude(knurl, height - chamfer) + Manifold.extrude(
+        knurl, chamfer, scale_top=(taper, taper)
+    ).translate((0, 0, height - chamfer))
+    body = grip + Manifold.cylinder(2.0, 14.0, circular_segments=_ROUND_SEGMENTS)
     pointer = Manifold.cube((radius, 1.2, 2.0)).translate((4.0, -0.6, height - 0.8))
-    # D bore for a 6 mm shaft with its flat 1.5 mm off-centre; 0.05 mm clearance for FDM shrinkage.
-    d_bore = CrossSection.circle(3.05, _HOLE_SEGMENTS) ^ CrossSection.square((5.6, 8.0)).translate(
-        (-4.0, -4.0)
-    )
+    # 6 mm D-shaft, flat 1.5 mm off-centre on the pointer side, plus 0.05 mm clearance for FDM shrinkage.
+    d_bore = CrossSection.circle(3.05, _HOLE_SEGMENTS) ^ CrossSection.square((5.6, 8.0)).translate((-4, -4))
     return body - pointer - Manifold.extrude(d_bore, 11.0).translate((0, 0, -1))
 
 
-def _gear_profile(
-    module: float, teeth: int, pressure_deg: float = 20.0, flank_points: int = 8
-) -> CrossSection:
+def _gear_profile(module: float, teeth: int, pressure_deg: float = 20.0) -> CrossSection:
     """Involute spur gear outline; flanks run radially below the base circle, as a hobbed gear's do."""
     r_pitch = module * teeth / 2
     r_base = r_pitch * math.cos(math.radians(pressure_deg))
@@ -127,10 +107,10 @@ def _gear_profile(
         return math.tan(alpha) - alpha
 
     def half_tooth(r: float) -> float:
-        # Half the tooth's angular thickness at radius r: a quarter pitch at the pitch circle.
+        # Half the tooth's angular thickness at radius r; a quarter of the pitch on the pitch circle.
         return math.pi / (2 * teeth) + involute(r_pitch) - involute(r)
 
-    radii = [r_root, *np.linspace(max(r_root, r_base), r_tip, flank_points)]
+    radii = [r_root, *np.linspace(max(r_root, r_base), r_tip, 8)]
     points: list[tuple[float, float]] = []
     for i in range(teeth):
         centre = 2 * math.pi * i / teeth
@@ -140,27 +120,24 @@ def _gear_profile(
 
 
 def _spur_gear() -> Manifold:
-    module, teeth, face_width, hub_radius, hub_height = 1.5, 24, 8.0, 9.0, 14.0
     # 8 mm bore with a DIN 6885 keyway for a 2 x 2 key (hub depth t2 = 1.0 mm).
-    bore = CrossSection.circle(4.0, _HOLE_SEGMENTS) + CrossSection.square((2.0, 5.0)).translate((-1.0, 0.0))
-    web = _gear_profile(module, teeth) - bore
+    bore = CrossSection.circle(4.0, _HOLE_SEGMENTS) + CrossSection.square((2.0, 5.0)).translate((-1, 0))
+    web = _gear_profile(module=1.5, teeth=24) - bore
     for k in range(4):
-        # Lightening holes save filament and print time without weakening the rim.
-        web -= CrossSection.circle(2.5, _HOLE_SEGMENTS).translate(_polar(12.5, k * math.pi / 2 + math.pi / 4))
-    hub = CrossSection.circle(hub_radius, _ROUND_SEGMENTS) - bore
-    return Manifold.extrude(web, face_width) + Manifold.extrude(hub, hub_height)
+        # Lightening holes save filament and print time; the rim and hub carry the load.
+        web -= CrossSection.circle(2.5, _HOLE_SEGMENTS).translate(_polar(12.5, (2 * k + 1) * math.pi / 4))
+    hub = CrossSection.circle(9.0, _ROUND_SEGMENTS) - bore
+    return Manifold.extrude(web, 8.0) + Manifold.extrude(hub, 14.0)
 
 
 def _cable_clip() -> Manifold:
     bundle_r, wall, base_t, width, tab = 6.0, 1.6, 2.5, 10.0, 17.0
-    cz = base_t + bundle_r
-    ring = CrossSection.circle(bundle_r + wall, _ROUND_SEGMENTS) - CrossSection.circle(
-        bundle_r, _ROUND_SEGMENTS
-    )
-    # The mouth is narrower than the bundle, so the arms flex open and snap back; its slope is the lead-in.
+    outer, inner = (CrossSection.circle(r, _ROUND_SEGMENTS) for r in (bundle_r + wall, bundle_r))
+    ring = outer - inner
+    # The mouth is narrower than the bundle so the arms flex open and snap back; its slope is the lead-in.
     mouth = _polygon([(-4.0, 3.0), (4.0, 3.0), (7.0, 9.0), (-7.0, 9.0)])
-    base = CrossSection.square((2 * tab, base_t)).translate((-tab, 0.0))
-    body = _extrude(base + (ring - mouth).translate((0.0, cz)), width, "y")
+    base = CrossSection.square((2 * tab, base_t)).translate((-tab, 0))
+    body = _extrude(base + (ring - mouth).translate((0, base_t + bundle_r)), width, "y")
     return body - _countersunk_hole(-12.5, width / 2, base_t) - _countersunk_hole(12.5, width / 2, base_t)
 
 
@@ -168,16 +145,15 @@ def _hinge_leaf() -> Manifold:
     length, leaf_w, thickness, knuckle_r, pin_r, clearance = 50.0, 28.0, 3.0, 4.0, 1.6, 0.4
     segment = length / 5
 
-    def barrel(radius: float, span: float) -> Manifold:
-        return _extrude(CrossSection.circle(radius, _ROUND_SEGMENTS).translate((0.0, knuckle_r)), span, "x")
+    def barrel(radius: float, span: float, start: float) -> Manifold:
+        circle = CrossSection.circle(radius, _ROUND_SEGMENTS).translate((0, knuckle_r))
+        return _extrude(circle, span, "x").translate((start, 0, 0))
 
-    body = Manifold.cube((length, leaf_w, thickness)) + barrel(knuckle_r, length)
+    body = Manifold.cube((length, leaf_w, thickness)) + barrel(knuckle_r, length, 0.0)
     for k in (1, 3):
-        # The mating leaf's knuckles go in the 2nd and 4th fifths and need room to swing.
-        body -= barrel(knuckle_r + clearance, segment + 2 * clearance).translate(
-            (k * segment - clearance, 0, 0)
-        )
-    body -= barrel(pin_r, length + 2).translate((-1.0, 0.0, 0.0))
+        # The mating leaf's knuckles sit in the 2nd and 4th fifths and need room to swing.
+        body -= barrel(knuckle_r + clearance, segment + 2 * clearance, k * segment - clearance)
+    body -= barrel(pin_r, length + 2, -1.0)
     for x in (8.0, length / 2, length - 8.0):
         body -= _countersunk_hole(x, 18.0, thickness)
     return body
@@ -186,9 +162,10 @@ def _hinge_leaf() -> Manifold:
 def _to_trimesh(solid: Manifold) -> trimesh.Trimesh:
     if solid.status() != Error.NoError:
         raise ValueError(f"manifold3d failed to build the part: {solid.status()}")
+    # to_mesh() yields float32 positions, so binary STL (float32 too) stores them without loss.
     mesh = solid.to_mesh()
     vertices = np.array(mesh.vert_properties[:, :3], dtype=np.float64)
-    vertices[:, 2] -= vertices[:, 2].min()
+    vertices[:, 2] -= vertices[:, 2].min()  # slicers and our checks expect the part to rest exactly on z=0
     return trimesh.Trimesh(vertices=vertices, faces=np.array(mesh.tri_verts, dtype=np.int64), process=False)
 
 
@@ -196,38 +173,35 @@ def _builder(make: Callable[[], Manifold]) -> Callable[[], trimesh.Trimesh]:
     return lambda: _to_trimesh(make())
 
 
-_3MF_CONTENT_TYPES = (
-    '<?xml version="1.0" encoding="UTF-8"?>\n'
-    '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
-    '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
-    '<Default Extension="model" ContentType="application/vnd.ms-package.3dmanufacturing-3dmodel+xml"/>'
-    "</Types>"
-)
-_3MF_RELS = (
-    '<?xml version="1.0" encoding="UTF-8"?>\n'
-    '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
-    '<Relationship Target="/3D/3dmodel.model" Id="rel0" '
-    'Type="http://schemas.microsoft.com/3dmanufacturing/2013/01/3dmodel"/></Relationships>'
-)
+_XML = '<?xml version="1.0" encoding="UTF-8"?>\n'
+_3MF_PACKAGE = {
+    "[Content_Types].xml": (
+        f'{_XML}<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+        '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+        '<Default Extension="model" ContentType="application/vnd.ms-package.3dmanufacturing-3dmodel+xml"/>'
+        "</Types>"
+    ),
+    "_rels/.rels": (
+        f'{_XML}<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+        '<Relationship Target="/3D/3dmodel.model" Id="rel0" '
+        'Type="http://schemas.microsoft.com/3dmanufacturing/2013/01/3dmodel"/></Relationships>'
+    ),
+}
 
 
 def _export_3mf(mesh: trimesh.Trimesh) -> bytes:
-    # trimesh's own 3MF writer stamps random UUIDs and wall-clock zip times, which breaks determinism.
+    # trimesh's own 3MF writer stamps random UUIDs and wall-clock zip times, so its bytes differ every call.
     vertices = "".join(f'<vertex x="{x!r}" y="{y!r}" z="{z!r}"/>' for x, y, z in mesh.vertices.tolist())
     triangles = "".join(f'<triangle v1="{a}" v2="{b}" v3="{c}"/>' for a, b, c in mesh.faces.tolist())
     model = (
-        '<?xml version="1.0" encoding="UTF-8"?>\n<model unit="millimeter" xml:lang="en-US" '
+        _XML + '<model unit="millimeter" xml:lang="en-US" '
         'xmlns="http://schemas.microsoft.com/3dmanufacturing/core/2015/02"><resources>'
         f'<object id="1" type="model"><mesh><vertices>{vertices}</vertices><triangles>{triangles}</triangles>'
         '</mesh></object></resources><build><item objectid="1"/></build></model>'
     )
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        for name, text in (
-            ("[Content_Types].xml", _3MF_CONTENT_TYPES),
-            ("_rels/.rels", _3MF_RELS),
-            ("3D/3dmodel.model", model),
-        ):
+        for name, text in (*_3MF_PACKAGE.items(), ("3D/3dmodel.model", model)):
             info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, text)
@@ -235,16 +209,16 @@ def _export_3mf(mesh: trimesh.Trimesh) -> bytes:
 
 
 def export_model(mesh: trimesh.Trimesh, file_format: str) -> bytes:
-    """Serialise a mesh to the bytes of the given format (binary STL, ASCII STL, OBJ, 3MF with unit millimeter)."""
+    """Serialise a mesh to binary STL, ASCII STL, OBJ or 3MF (unit millimeter) bytes."""
     if file_format == "stl-binary":
         return bytes(trimesh.exchange.stl.export_stl(mesh))
     if file_format == "stl-ascii":
-        return str(trimesh.exchange.stl.export_stl_ascii(mesh)).encode("ascii")
+        return trimesh.exchange.stl.export_stl_ascii(mesh).encode("ascii")
     if file_format == "obj":
-        # Without normals or texture coordinates every OBJ vertex is a position, so the file reloads as one
-        # watertight body instead of a mesh split along normal seams.
-        text = trimesh.exchange.obj.export_obj(
-            mesh, include_normals=False, include_color=False, include_texture=False, header=None
+        # Positions only: normals or UVs would split vertices along seams, and the reloaded OBJ would no
+        # longer be one watertight body.
+        text = mesh.export(
+            file_type="obj", include_normals=False, include_color=False, include_texture=False, header=None
         )
         return str(text).encode("ascii")
     if file_format == "3mf":
@@ -256,8 +230,8 @@ DEMO_PARTS: tuple[DemoPart, ...] = (
     DemoPart(
         part_number="SF-BRK-1040",
         name="Sensor mounting bracket, 40 x 30 mm",
-        description="Filleted L-bracket holding the fill-level sensor on the filler frame. "
-        "Fix with two M4 countersunk screws; the sensor mounts through the two M3 holes in the upright.",
+        description="Filleted L-bracket holding the fill-level sensor on the filler frame. Fix with two M4 "
+        "countersunk screws; the sensor mounts through the two M3 holes in the upright.",
         process="fdm",
         materials=("PETG", "PA12-CF"),
         equipment_models=("Norvane FX-200", "Norvane FX-240"),
@@ -267,8 +241,8 @@ DEMO_PARTS: tuple[DemoPart, ...] = (
     DemoPart(
         part_number="SF-KNB-2025",
         name="Knurled control knob, 25 mm, 6 mm D-shaft",
-        description="Speed-adjust knob for the dosing potentiometer. Press onto the 6 mm D-shaft, "
-        "aligning the pointer groove with the flat.",
+        description="Speed-adjust knob for the dosing potentiometer. Press onto the 6 mm D-shaft with the "
+        "pointer groove on the side of the flat.",
         process="fdm",
         materials=("PLA", "PETG"),
         equipment_models=("Norvane FX-200", "Tarnwell CM-3"),
@@ -278,8 +252,8 @@ DEMO_PARTS: tuple[DemoPart, ...] = (
     DemoPart(
         part_number="SF-GER-3024",
         name="Spur gear m1.5, 24 teeth, 8 mm keyed bore",
-        description="Involute drive gear (20 degree pressure angle) for the conveyor index drive. "
-        "Fits an 8 mm shaft with a 2 x 2 mm parallel key; replace in pairs with its mating gear.",
+        description="Involute drive gear (20 degree pressure angle) for the conveyor index drive. Fits an "
+        "8 mm shaft with a 2 x 2 mm parallel key; replace together with its mating gear.",
         process="fdm",
         materials=("PA12", "PA12-CF"),
         equipment_models=("Quellon PL-40", "Quellon PL-60"),
@@ -289,8 +263,8 @@ DEMO_PARTS: tuple[DemoPart, ...] = (
     DemoPart(
         part_number="SF-CLP-4012",
         name="Snap-fit cable clip, 12 mm bundle",
-        description="Holds a cable bundle up to 12 mm against the machine frame. "
-        "Screw down with two M3 countersunk screws, then press the bundle through the mouth.",
+        description="Holds a cable bundle of up to 12 mm against the machine frame. Screw down with two M3 "
+        "countersunk screws, then press the bundle through the mouth.",
         process="fdm",
         materials=("PETG", "PP"),
         equipment_models=("Norvane FX-240", "Quellon PL-40", "Tarnwell CM-3"),
@@ -300,8 +274,8 @@ DEMO_PARTS: tuple[DemoPart, ...] = (
     DemoPart(
         part_number="SF-HNG-5050",
         name="Guard door hinge leaf, 50 mm, 3 mm pin",
-        description="Knuckle leaf of the safety-guard door hinge; pairs with the mating leaf and a 3 mm steel pin. "
-        "Fix with three M3 countersunk screws.",
+        description="Knuckle leaf of the safety-guard door hinge; pairs with the mating leaf on a 3 mm steel "
+        "pin. Fix with three M3 countersunk screws.",
         process="fdm",
         materials=("PETG", "ASA"),
         equipment_models=("Quellon PL-60", "Tarnwell CM-3"),

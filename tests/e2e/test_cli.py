@@ -46,7 +46,9 @@ def test_demo_runs_end_to_end_on_embedded_defaults(tmp_path: Path) -> None:
 def test_keys_and_accounts_from_the_command_line(tmp_path: Path) -> None:
     run(["db", "upgrade"], cwd=tmp_path)
     run(["accounts", "create", "organization", "acme", "Acme Service"], cwd=tmp_path)
-    issued = json.loads(run(["keys", "create", "--role", "technician", "--org", "acme", "--json"], cwd=tmp_path).stdout)
+    issued = json.loads(
+        run(["keys", "create", "--role", "technician", "--org", "acme", "--json"], cwd=tmp_path).stdout
+    )
     assert issued["role"] == "technician"
     assert issued["token"].startswith(f"sf_{issued['key_id']}_")
 

@@ -31,8 +31,14 @@ async def org(client: httpx.AsyncClient, admin: str) -> dict[str, str]:
 
 
 def part_body(org_id: str, **overrides: object) -> dict[str, object]:
-    return {"organization_id": org_id, "part_number": "A-1", "name": "Knob", "process": "fdm",
-            "materials": ["PLA"], **overrides}
+    return {
+        "organization_id": org_id,
+        "part_number": "A-1",
+        "name": "Knob",
+        "process": "fdm",
+        "materials": ["PLA"],
+        **overrides,
+    }
 
 
 @pytest.mark.parametrize(
@@ -103,7 +109,9 @@ async def test_unknown_part_is_404(client: httpx.AsyncClient, admin: str) -> Non
 
 
 async def test_duplicate_slug_is_409(client: httpx.AsyncClient, admin: str, org: dict[str, str]) -> None:
-    response = await client.post("/organizations", json={"slug": "northwind", "name": "Again"}, headers=bearer(admin))
+    response = await client.post(
+        "/organizations", json={"slug": "northwind", "name": "Again"}, headers=bearer(admin)
+    )
     assert_error_shape(response, 409, "slug_taken")
 
 

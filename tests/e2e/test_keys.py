@@ -55,7 +55,14 @@ async def test_revoked_key_no_longer_authenticates(client: httpx.AsyncClient, ad
 
 @pytest.mark.parametrize(
     "header",
-    ["Bearer", "Bearer sf_", "Basic dXNlcjpwYXNz", "Bearer sf_abc_def", "Bearer " + "x" * 5000, "Bearer \x7f"],
+    [
+        "Bearer",
+        "Bearer sf_",
+        "Basic dXNlcjpwYXNz",
+        "Bearer sf_abc_def",
+        "Bearer " + "x" * 5000,
+        "Bearer \x7f",
+    ],
 )
 async def test_malformed_credentials_are_401(client: httpx.AsyncClient, header: str) -> None:
     response = await client.get("/me", headers={"Authorization": header})
@@ -63,7 +70,9 @@ async def test_malformed_credentials_are_401(client: httpx.AsyncClient, header: 
     assert response.json()["error"]["code"] in {"not_authenticated", "invalid_api_key"}
 
 
-async def test_a_key_with_the_right_id_and_wrong_secret_is_refused(client: httpx.AsyncClient, admin: str) -> None:
+async def test_a_key_with_the_right_id_and_wrong_secret_is_refused(
+    client: httpx.AsyncClient, admin: str
+) -> None:
     key_id = admin.split("_")[1]
     response = await client.get("/me", headers=bearer(f"sf_{key_id}_{'A' * 43}"))
     assert response.status_code == 401

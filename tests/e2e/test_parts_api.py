@@ -30,7 +30,11 @@ async def test_upload_each_format_then_find_it_by_search(
 ) -> None:
     demo = DEMO_PARTS[FORMATS.index(file_format)]
     part = await make_part(
-        client, admin, organization_id=org["id"], part_number=demo.part_number, name=demo.name,
+        client,
+        admin,
+        organization_id=org["id"],
+        part_number=demo.part_number,
+        name=demo.name,
         equipment_models=demo.equipment_models,
     )
     data = model_bytes(file_format, FORMATS.index(file_format))
@@ -114,8 +118,13 @@ async def test_part_numbers_are_unique_per_organization(
     other = await make_account(client, admin, "organizations", slug="southwind")
     await make_part(client, admin, organization_id=org["id"], part_number="X-1")
     await make_part(client, admin, organization_id=other["id"], part_number="X-1")
-    body = {"organization_id": org["id"], "part_number": "X-1", "name": "Dup", "process": "fdm",
-            "materials": ["PLA"]}
+    body = {
+        "organization_id": org["id"],
+        "part_number": "X-1",
+        "name": "Dup",
+        "process": "fdm",
+        "materials": ["PLA"],
+    }
     response = await client.post("/parts", json=body, headers=bearer(admin))
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "part_number_taken"

@@ -41,7 +41,9 @@ async def part(client: httpx.AsyncClient, admin: str) -> dict[str, str]:
     return await make_part(client, admin, organization_id=org["id"])
 
 
-async def assert_nothing_kept(client: httpx.AsyncClient, admin: str, part_id: str, settings: Settings) -> None:
+async def assert_nothing_kept(
+    client: httpx.AsyncClient, admin: str, part_id: str, settings: Settings
+) -> None:
     revisions = await client.get(f"/parts/{part_id}/revisions", headers=bearer(admin))
     assert revisions.json() == []
     blob_dir = settings.resolved_blob_dir
@@ -112,7 +114,12 @@ async def test_bad_model_files_are_refused_with_a_code(
     ],
 )
 async def test_unsafe_file_names_are_refused(
-    client: httpx.AsyncClient, admin: str, part: dict[str, str], settings: Settings, filename: bytes, problem: str
+    client: httpx.AsyncClient,
+    admin: str,
+    part: dict[str, str],
+    settings: Settings,
+    filename: bytes,
+    problem: str,
 ) -> None:
     body, headers = multipart(file_part(model_bytes(), filename=filename))
     response = await client.post(
@@ -129,20 +136,47 @@ async def test_unsafe_file_names_are_refused(
     [
         (lambda: (b"not multipart", {"content-type": "application/json"}), 415, "unsupported_media_type"),
         (lambda: (b"--x\r\n", {"content-type": "multipart/form-data"}), 400, "malformed_multipart"),
-        (lambda: (b"--b0undary\r\ngarbage", {"content-type": "multipart/form-data; boundary=b0undary"}), 400,
-         "malformed_multipart"),
+        (
+            lambda: (b"--b0undary\r\ngarbage", {"content-type": "multipart/form-data; boundary=b0undary"}),
+            400,
+            "malformed_multipart",
+        ),
         (lambda: multipart(b'Content-Disposition: form-data; name="note"\r\n\r\nhello'), 422, "missing_file"),
         (lambda: multipart(file_part(model_bytes()), file_part(model_bytes())), 422, "too_many_files"),
-        (lambda: multipart(file_part(model_bytes()), b'Content-Disposition: form-data; name="evil"\r\n\r\nx'),
-         422, "unexpected_field"),
-        (lambda: multipart(file_part(model_bytes()), b'Content-Disposition: form-data; name="note"\r\n\r\n'
-                           + b"n" * 5000), 422, "field_too_long"),
-        (lambda: multipart(file_part(model_bytes()), b'Content-Disposition: form-data; name="note"\r\n\r\na\x00b'),
-         422, "invalid_field"),
+        (
+            lambda: multipart(
+                file_part(model_bytes()), b'Content-Disposition: form-data; name="evil"\r\n\r\nx'
+            ),
+            422,
+            "unexpected_field",
+        ),
+        (
+            lambda: multipart(
+                file_part(model_bytes()), b'Content-Disposition: form-data; name="note"\r\n\r\n' + b"n" * 5000
+            ),
+            422,
+            "field_too_long",
+        ),
+        (
+            lambda: multipart(
+                file_part(model_bytes()), b'Content-Disposition: form-data; name="note"\r\n\r\na\x00b'
+            ),
+            422,
+            "invalid_field",
+        ),
         (lambda: multipart(b"Content-Disposition: attachment\r\n\r\nx"), 400, "malformed_multipart"),
     ],
-    ids=["json", "no_boundary", "unterminated", "no_file", "two_files", "unknown_field", "long_note",
-         "nul_note", "not_form_data"],
+    ids=[
+        "json",
+        "no_boundary",
+        "unterminated",
+        "no_file",
+        "two_files",
+        "unknown_field",
+        "long_note",
+        "nul_note",
+        "not_form_data",
+    ],
 )
 async def test_malformed_requests_are_refused(
     client: httpx.AsyncClient,

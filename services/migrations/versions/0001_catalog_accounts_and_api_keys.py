@@ -76,7 +76,9 @@ def upgrade() -> None:
     op.create_table(
         "part_revision",
         sa.Column("id", sa.Uuid(), primary_key=True),
-        sa.Column("part_id", sa.Uuid(), sa.ForeignKey("part.id", ondelete="CASCADE"), nullable=False, index=True),
+        sa.Column(
+            "part_id", sa.Uuid(), sa.ForeignKey("part.id", ondelete="CASCADE"), nullable=False, index=True
+        ),
         sa.Column("number", sa.Integer(), nullable=False),
         sa.Column("blob_sha256", sa.String(64), nullable=False, index=True),
         sa.Column("size_bytes", sa.BigInteger(), nullable=False),

@@ -1,0 +1,1 @@
+"""Slicer adapters: turn a mesh and a print profile into G-code and estimates. Knows nothing of orders."""

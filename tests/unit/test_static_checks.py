@@ -1,0 +1,46 @@
+"""ruff and mypy --strict over the three packages and the tests: the types are part of the contract."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def _run(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / argv[0]), *argv[1:]], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_ruff_lint() -> None:
+    result = _run("ruff", "check", ".")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ruff_format() -> None:
+    result = _run("ruff", "format", "--check", ".")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_strict() -> None:
+    result = _run("mypy")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+BANNED_IN_LIBRARIES = {"services", "fastapi", "starlette", "arq"}
+
+
+def test_libraries_do_not_import_the_platform() -> None:
+    offenders = []
+    for package in ("parts_catalog", "slicer_adapters"):
+        for path in (ROOT / package).rglob("*.py"):
+            for line in path.read_text().splitlines():
+                words = line.split()
+                is_import = len(words) > 1 and words[0] in {"import", "from"}
+                if is_import and words[1].split(".")[0] in BANNED_IN_LIBRARIES:
+                    offenders.append(f"{path.relative_to(ROOT)}: {line.strip()}")
+    assert offenders == []
