@@ -13,20 +13,17 @@ import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypeVar
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from parts_catalog.sqltypes import utcnow
 from services.accounts.models import ApiKey, NamedAccount, Organization, Partner, Role
+from services.accounts.repository import AccountsRepository, AccountT
 from services.errors import Conflict, InvalidRequest, NotFound
 from services.factories.models import Site
 
 _KEY_FORMAT = re.compile(r"sf_([0-9a-f]{12})_([A-Za-z0-9_\-]{43})")
-
-AccountT = TypeVar("AccountT", bound=NamedAccount)
 
 # Which account a key of each role must belong to.
 _OWNER_OF_ROLE: dict[Role, str | None] = {
@@ -66,9 +63,10 @@ def _sha256(secret: str) -> str:
 class AccountsService:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        self.repo = AccountsRepository(session)
 
     async def create_account(self, kind: type[AccountT], *, slug: str, name: str) -> AccountT:
-        if await self._by_slug(kind, slug) is not None:
+        if await self.repo.by_slug(kind, slug) is not None:
             raise Conflict(f"{slug!r} is taken", code="slug_taken", details={"slug": slug})
         account = kind(slug=slug, name=name)
         self.session.add(account)
@@ -79,10 +77,10 @@ class AccountsService:
         return account
 
     async def list_accounts(self, kind: type[AccountT]) -> Sequence[AccountT]:
-        return (await self.session.exec(select(kind).order_by(col(kind.slug)))).all()
+        return await self.repo.all_accounts(kind)
 
     async def account_by_slug(self, kind: type[AccountT], slug: str) -> AccountT:
-        account = await self._by_slug(kind, slug)
+        account = await self.repo.by_slug(kind, slug)
         if account is None:
             raise NotFound(f"no {kind.__tablename__} {slug!r}", code=f"{kind.__tablename__}_not_found")
         return account
@@ -131,10 +129,10 @@ class AccountsService:
         return IssuedKey(key=key, token=f"sf_{key_id}_{secret}")
 
     async def list_keys(self) -> Sequence[ApiKey]:
-        return (await self.session.exec(select(ApiKey).order_by(col(ApiKey.created_at)))).all()
+        return await self.repo.all_keys()
 
     async def revoke_key(self, key_id: str) -> ApiKey:
-        key = (await self.session.exec(select(ApiKey).where(ApiKey.key_id == key_id))).first()
+        key = await self.repo.key_by_key_id(key_id)
         if key is None:
             raise NotFound("no such key", code="key_not_found")
         if key.revoked_at is None:
@@ -148,7 +146,7 @@ class AccountsService:
         if match is None:
             return None
         key_id, secret = match.groups()
-        key = (await self.session.exec(select(ApiKey).where(ApiKey.key_id == key_id))).first()
+        key = await self.repo.key_by_key_id(key_id)
         if key is None or key.revoked_at is not None:
             return None
         if not hmac.compare_digest(key.secret_sha256, _sha256(secret)):
@@ -160,6 +158,3 @@ class AccountsService:
             site_id=key.site_id,
             partner_id=key.partner_id,
         )
-
-    async def _by_slug(self, kind: type[AccountT], slug: str) -> AccountT | None:
-        return (await self.session.exec(select(kind).where(col(kind.slug) == slug))).first()

@@ -18,6 +18,7 @@ from services.accounts.models import Role
 from services.accounts.service import AccountsService, Principal
 from services.api.resources import AppResources
 from services.api.uploads import receive_model_upload
+from services.db import transaction
 from services.errors import Forbidden, NotAuthenticated
 
 
@@ -31,13 +32,8 @@ Resources = Annotated[AppResources, Depends(get_resources)]
 
 async def get_session(resources: Resources) -> AsyncIterator[AsyncSession]:
     """The request's unit of work: committed when the endpoint returns, rolled back when it raises."""
-    async with resources.sessions() as session:
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
+    async with transaction(resources.sessions) as session:
+        yield session
 
 
 # scope="function": the commit runs when the endpoint returns, before the response is sent, so a client

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from services.accounts.models import Organization, Partner
-from services.accounts.service import AccountT
+from services.accounts.repository import AccountT
 from services.api.deps import Accounts, Admin, AnyRole
 from services.api.endpoints import error_responses
 from services.api.schemas import AccountIn, AccountOut, IssuedKeyOut, KeyIn, KeyOut, MeOut
