@@ -65,6 +65,11 @@ class PartEquipment(SQLModel, table=True):
 class PartRevision(SQLModel, table=True):
     """One uploaded model of a part. Never edited after upload except by the geometry pipeline."""
 
+    @property
+    def print_blob_sha256(self) -> str:
+        """The model file that printing uses: the repaired one when there is one."""
+        return self.repaired_blob_sha256 or self.blob_sha256
+
     __tablename__ = "part_revision"
     __table_args__ = (sa.UniqueConstraint("part_id", "number", name="uq_part_revision_number"),)
 
@@ -77,7 +82,15 @@ class PartRevision(SQLModel, table=True):
     format_warnings: list[str] = Field(default_factory=list, sa_type=sa.JSON)
     filename: str = Field(max_length=255)
     note: str = Field(default="", max_length=1000)
-    status: RevisionStatus = Field(default=RevisionStatus.UPLOADED, sa_type=StrEnumType(RevisionStatus))
+    # The unit the uploader declared; None means "take the file's own (3MF) or assume millimetres".
+    declared_unit: str | None = Field(default=None, max_length=16)
+    status: RevisionStatus = Field(
+        default=RevisionStatus.UPLOADED, sa_type=StrEnumType(RevisionStatus), index=True
+    )
+    status_changed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    check_attempts: int = 0
     geometry_report: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+    # The model to print when the check had to repair it; the uploaded original is never replaced.
+    repaired_blob_sha256: str | None = Field(default=None, max_length=64)
     created_by: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -6,12 +6,13 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from parts_catalog.models import Part, PartEquipment, PartRevision
+from parts_catalog.models import Part, PartEquipment, PartRevision, RevisionStatus
 
 
 def _like_escape(term: str) -> str:
@@ -132,6 +133,25 @@ class CatalogRepository:
     async def get_revision(self, part_id: uuid.UUID, revision_id: uuid.UUID) -> PartRevision | None:
         query = select(PartRevision).where(PartRevision.part_id == part_id, PartRevision.id == revision_id)
         return (await self.session.exec(query)).first()
+
+    async def revision_for_update(self, revision_id: uuid.UUID) -> PartRevision | None:
+        query = select(PartRevision).where(PartRevision.id == revision_id).with_for_update()
+        return (await self.session.exec(query)).first()
+
+    async def revision(self, revision_id: uuid.UUID) -> PartRevision | None:
+        return await self.session.get(PartRevision, revision_id)
+
+    async def revisions_awaiting_check(self, *, changed_before: datetime, limit: int) -> Sequence[uuid.UUID]:
+        query = (
+            select(PartRevision.id)
+            .where(
+                col(PartRevision.status).in_([RevisionStatus.UPLOADED, RevisionStatus.CHECKING]),
+                col(PartRevision.status_changed_at) < changed_before,
+            )
+            .order_by(col(PartRevision.status_changed_at))
+            .limit(limit)
+        )
+        return (await self.session.exec(query)).all()
 
     async def referenced_blobs(self, sha256s: Iterable[str]) -> set[str]:
         query = (

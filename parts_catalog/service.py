@@ -16,20 +16,19 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from parts_catalog.errors import InvalidCursor, PartNotFound, PartNumberTaken, RevisionNotFound
 from parts_catalog.formats import ArchiveLimits, detect_model_format
-from parts_catalog.models import Part, PartRevision
+from parts_catalog.models import Part, PartRevision, RevisionStatus
+from parts_catalog.reports import REPORT_VERSION
 from parts_catalog.repository import CatalogRepository, PartFilter
 from parts_catalog.schemas import PartPatch, PartSpec
 from parts_catalog.sqltypes import utcnow
 from parts_catalog.storage import BlobStore
-
-# How many blob addresses one reference query checks during an orphan sweep.
-_SWEEP_BATCH = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +40,7 @@ class IncomingModel:
     sha256: str
     filename: str
     note: str = ""
+    declared_unit: str | None = None  # a parts_catalog.geometry.Unit value
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +56,6 @@ class PartPage:
     next_cursor: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class SweepResult:
-    examined: int
-    deleted: list[str]
-
-
 def _unique_casefold(values: Sequence[str]) -> list[str]:
     seen: set[str] = set()
     kept = []
@@ -70,6 +64,17 @@ def _unique_casefold(values: Sequence[str]) -> list[str]:
             seen.add(value.casefold())
             kept.append(value)
     return kept
+
+
+def _failed_report(revision: PartRevision, reason: str, message: str = "") -> dict[str, Any]:
+    return {
+        "version": REPORT_VERSION,
+        "format": revision.format,
+        "verdict": "rejected",
+        "reasons": [reason],
+        "message": message or "the geometry check could not complete",
+        "attempts": revision.check_attempts,
+    }
 
 
 def _encode_cursor(part: Part) -> str:
@@ -179,6 +184,7 @@ class CatalogService:
             format_warnings=list(detected.warnings),
             filename=model.filename,
             note=model.note,
+            declared_unit=model.declared_unit,
             created_by=created_by,
         )
         self.session.add(revision)
@@ -200,28 +206,75 @@ class CatalogService:
             raise RevisionNotFound("no such revision", {"revision_id": str(revision_id)})
         return revision
 
+    async def begin_check(self, revision_id: uuid.UUID, *, max_attempts: int) -> PartRevision | None:
+        """Claim a revision for its geometry check: ``checking``, one more attempt counted.
+
+        Returns None when there is nothing to do (already decided, or unknown). A revision whose check
+        has already been attempted ``max_attempts`` times is parked as rejected (``check_failed``) instead
+        of being tried forever.
+        """
+        revision = await self.repo.revision_for_update(revision_id)
+        if revision is None or revision.status in (RevisionStatus.READY, RevisionStatus.REJECTED):
+            return None
+        if revision.check_attempts >= max_attempts:
+            self._decide(
+                revision, RevisionStatus.REJECTED, _failed_report(revision, "check_failed_repeatedly")
+            )
+            await self.session.flush()
+            return None
+        revision.status = RevisionStatus.CHECKING
+        revision.status_changed_at = utcnow()
+        revision.check_attempts += 1
+        await self.session.flush()
+        return revision
+
+    async def finish_check(
+        self, revision_id: uuid.UUID, *, report: dict[str, Any], printable: bool, repaired_sha256: str | None
+    ) -> PartRevision | None:
+        """Store the check's report and decide the revision: ``ready`` when printable, else ``rejected``.
+
+        Idempotent: a revision decided already is left as it is (None is returned).
+        """
+        revision = await self.repo.revision_for_update(revision_id)
+        if revision is None or revision.status in (RevisionStatus.READY, RevisionStatus.REJECTED):
+            return None
+        revision.repaired_blob_sha256 = repaired_sha256
+        self._decide(revision, RevisionStatus.READY if printable else RevisionStatus.REJECTED, report)
+        await self.session.flush()
+        return revision
+
+    async def park_check(self, revision_id: uuid.UUID, *, reason: str, message: str) -> PartRevision | None:
+        """Reject a revision whose check could not complete (timeouts, crashes), keeping the reason."""
+        revision = await self.repo.revision_for_update(revision_id)
+        if revision is None or revision.status in (RevisionStatus.READY, RevisionStatus.REJECTED):
+            return None
+        self._decide(revision, RevisionStatus.REJECTED, _failed_report(revision, reason, message))
+        await self.session.flush()
+        return revision
+
+    async def revisions_awaiting_check(
+        self, *, changed_before: datetime, limit: int = 500
+    ) -> Sequence[uuid.UUID]:
+        return await self.repo.revisions_awaiting_check(changed_before=changed_before, limit=limit)
+
+    async def revision(self, revision_id: uuid.UUID) -> PartRevision:
+        """A revision by id, whoever owns it (workers; never an API caller)."""
+        revision = await self.repo.revision(revision_id)
+        if revision is None:
+            raise RevisionNotFound("no such revision", {"revision_id": str(revision_id)})
+        return revision
+
+    @staticmethod
+    def _decide(revision: PartRevision, status: RevisionStatus, report: dict[str, Any]) -> None:
+        revision.status = status
+        revision.status_changed_at = utcnow()
+        revision.geometry_report = report
+
     async def read_model(
         self, part_id: uuid.UUID, revision_id: uuid.UUID, *, visible_to: uuid.UUID | None
     ) -> tuple[PartRevision, AsyncIterator[bytes]]:
         revision = await self.get_revision(part_id, revision_id, visible_to=visible_to)
         return revision, self.blobs.read(revision.blob_sha256)
-
-    async def sweep_orphan_blobs(self, *, older_than: datetime) -> SweepResult:
-        """Delete blobs no revision references and that were last stored before ``older_than``.
-
-        The age gate protects uploads in flight: their blob is stored (or refreshed) before their row
-        commits.
-        """
-        candidates = [blob.sha256 async for blob in self.blobs.list_blobs() if blob.modified_at < older_than]
-        deleted: list[str] = []
-        for start in range(0, len(candidates), _SWEEP_BATCH):
-            batch = candidates[start : start + _SWEEP_BATCH]
-            referenced = await self.repo.referenced_blobs(batch)
-            for sha256 in batch:
-                # Re-checking the age at deletion keeps a blob an upload refreshed since the listing.
-                if sha256 not in referenced and await self.blobs.delete(sha256, older_than=older_than):
-                    deleted.append(sha256)
-        return SweepResult(examined=len(candidates), deleted=deleted)
 
     async def _part(
         self, part_id: uuid.UUID, *, visible_to: uuid.UUID | None, for_update: bool = False

@@ -9,6 +9,7 @@ import asyncio
 import os
 import re
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,6 +68,13 @@ class BlobStore(Protocol):
 
     def list_blobs(self) -> AsyncIterator[BlobInfo]:
         """Every stored blob, in no particular order."""
+        ...
+
+    def local_file(self, sha256: str) -> AbstractAsyncContextManager[Path]:
+        """A local, read-only file holding the blob while the context is open (mesh tools need paths).
+
+        Raises BlobNotFound.
+        """
         ...
 
 
@@ -134,6 +142,14 @@ class LocalBlobStore:
             yield BlobInfo(
                 sha256=path.name, size=stat.st_size, modified_at=datetime.fromtimestamp(stat.st_mtime, UTC)
             )
+
+    @asynccontextmanager
+    async def local_file(self, sha256: str) -> AsyncIterator[Path]:
+        path = self.path_for(sha256)
+        if not await asyncio.to_thread(path.is_file):
+            raise BlobNotFound(sha256)
+        # The stored file itself: blobs are immutable and read-only, so no copy is needed.
+        yield path
 
     def _blob_paths(self) -> list[Path]:
         return [p for p in self.root.glob("??/??/*") if _SHA256.fullmatch(p.name)]

@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from parts_catalog.units import Unit
 from services.accounts.models import Organization, Partner, Role
 from services.accounts.service import AccountsService, IssuedKey
 from services.config import Settings
@@ -154,12 +155,13 @@ def serve(
 
     settings = _settings(data_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    uvicorn.run(
-        create_app(settings),
-        host=host or settings.api_host,
-        port=settings.api_port if port is None else port,
-        log_level=settings.log_level.lower(),
-    )
+    with redis_for(settings) as url:
+        uvicorn.run(
+            create_app(settings, redis_url=url),
+            host=host or settings.api_host,
+            port=settings.api_port if port is None else port,
+            log_level=settings.log_level.lower(),
+        )
 
 
 @app.command()
@@ -182,6 +184,40 @@ def worker(
 
     with redis_for(settings) as url:
         _run(main(url))
+
+
+@app.command()
+def check(
+    files: Annotated[list[Path], typer.Argument(help="STL, OBJ or 3MF files", exists=True, dir_okay=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document")] = False,
+    repair_to: Annotated[
+        Path | None,
+        typer.Option(
+            "--repair", help="Write the repaired model here (a directory when checking several files)"
+        ),
+    ] = None,
+    units: Annotated[
+        Unit | None, typer.Option(help="What the files' numbers mean (default: their own, or mm)")
+    ] = None,
+) -> None:
+    """Check (and optionally repair) model files locally, without a server; exit 1 if any is unprintable."""
+    from services.local_check import check_files
+
+    settings = Settings()
+    results = check_files(
+        files,
+        archive_limits=settings.archive_limits,
+        max_faces=settings.max_model_faces,
+        declared_unit=units,
+        repair_to=repair_to,
+    )
+    if as_json:
+        typer.echo(json.dumps({"files": [r.as_json() for r in results]}, sort_keys=True))
+    else:
+        for result in results:
+            typer.echo(result.summary())
+    if not all(r.printable for r in results):
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -16,6 +16,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from parts_catalog.formats import ArchiveLimits
 
 MB = 1000 * 1000
+# Where `.ci/run` puts Cura's machine definitions (an editable install runs from the checkout).
+_CHECKOUT = Path(__file__).resolve().parents[1]
 
 
 class Settings(BaseSettings):
@@ -30,6 +32,12 @@ class Settings(BaseSettings):
         default=None,
         description="redis:// or unix:// URL. Default: an embedded Redis started by the process.",
     )
+    queue_name: str = Field(
+        default="spareflow:queue",
+        min_length=1,
+        max_length=100,
+        description="The arq queue API and workers share.",
+    )
     blob_dir: Path | None = Field(default=None, description="Model file storage. Default: data_dir/blobs.")
 
     api_host: str = "127.0.0.1"
@@ -42,6 +50,35 @@ class Settings(BaseSettings):
     # Mesh XML compresses roughly 5-20x; zip bombs reach 1000x and more.
     max_archive_compression_ratio: float = Field(default=100.0, gt=1)
     max_archive_entries: int = Field(default=1000, gt=0)
+
+    max_model_faces: int = Field(
+        default=5_000_000,
+        gt=0,
+        description="Models with more faces are refused before loading (memory bound).",
+    )
+    mesh_workers: int = Field(
+        default=1, ge=1, le=64, description="Worker processes for mesh work per worker."
+    )
+    # trimesh peaks at ~570 bytes/face (GEOMETRY-AND-SLICING.md): 5M faces needs ~2.8 GB.
+    mesh_memory_limit_bytes: int = Field(default=4 * 1024**3, gt=0)
+    check_timeout_s: float = Field(default=180.0, gt=0, description="Per-model check and repair time limit.")
+    slice_timeout_s: float = Field(
+        default=900.0, gt=0, description="Per-job orientation and slicing time limit."
+    )
+    slicer_memory_limit_bytes: int = Field(default=4 * 1024**3, gt=0)
+    max_job_attempts: int = Field(
+        default=4, ge=1, le=50, description="Retries before work is parked as failed."
+    )
+    reconcile_after_seconds: int = Field(
+        default=60, ge=1, description="Pending work older than this, with no queued job, is enqueued again."
+    )
+    prusaslicer_binary: str = "prusa-slicer"
+    curaengine_binary: str = "CuraEngine"
+    cura_resources_dir: Path | None = Field(
+        default=None,
+        description="Cura's resources (definitions/, extruders/). Default: .cache/cura in the checkout, "
+        "then Debian's /usr/share/cura/resources.",
+    )
 
     orphan_blob_grace_seconds: int = Field(
         default=3600, ge=0, description="Unreferenced blobs younger than this are kept (uploads in flight)."
@@ -62,6 +99,19 @@ class Settings(BaseSettings):
     def staging_dir(self) -> Path:
         """Uploads land here first; it sits beside the blobs so a finished upload is a rename, not a copy."""
         return self.resolved_blob_dir / ".staging"
+
+    @cached_property
+    def slicer_cache_dir(self) -> Path:
+        return (self.data_dir / "slicer-cache").resolve()
+
+    @cached_property
+    def resolved_cura_resources_dir(self) -> Path | None:
+        candidates = [
+            self.cura_resources_dir,
+            _CHECKOUT / ".cache" / "cura" / "usr" / "share" / "cura" / "resources",
+            Path("/usr/share/cura/resources"),
+        ]
+        return next((p for p in candidates if p is not None and (p / "definitions").is_dir()), None)
 
     @property
     def uses_embedded_redis(self) -> bool:

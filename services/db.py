@@ -6,9 +6,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from arq.connections import ArqRedis
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.queue import send, take_outbox
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
@@ -36,12 +39,18 @@ def session_factory(engine: AsyncEngine) -> SessionFactory:
 
 
 @asynccontextmanager
-async def transaction(sessions: SessionFactory) -> AsyncIterator[AsyncSession]:
-    """One unit of work: commit when the block succeeds, roll back when it raises."""
+async def transaction(sessions: SessionFactory, queue: ArqRedis | None = None) -> AsyncIterator[AsyncSession]:
+    """One unit of work: commit when the block succeeds, roll back when it raises.
+
+    Jobs enqueued with ``services.queue.enqueue_after_commit`` are sent to ``queue`` after the commit and
+    dropped on rollback.
+    """
     async with sessions() as session:
         try:
             yield session
             await session.commit()
         except BaseException:
             await session.rollback()
+            take_outbox(session)
             raise
+        await send(queue, take_outbox(session))

@@ -3,5 +3,16 @@
 from parts_catalog.models import Part, PartEquipment, PartRevision
 from services.accounts.models import ApiKey, Organization, Partner
 from services.factories.models import Site
+from services.printing.models import PrintJob, SliceArtifact
 
-__all__ = ["ApiKey", "Organization", "Part", "PartEquipment", "PartRevision", "Partner", "Site"]
+__all__ = [
+    "ApiKey",
+    "Organization",
+    "Part",
+    "PartEquipment",
+    "PartRevision",
+    "Partner",
+    "PrintJob",
+    "Site",
+    "SliceArtifact",
+]

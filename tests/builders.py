@@ -97,6 +97,7 @@ class World:
     partner: str
     part_a: dict[str, Any]
     revision_a: dict[str, Any]
+    print_job: dict[str, Any]
 
     def token(self, role: str) -> str:
         return {
@@ -126,4 +127,17 @@ async def make_world(client: httpx.AsyncClient, settings: Settings) -> World:
         partner=await make_key(client, admin, "partner", partner_id=partner["id"]),
         part_a=part_a,
         revision_a=response.json(),
+        print_job=await make_print_job(client, admin, response.json()["id"]),
     )
+
+
+DEMO_PRINTER = {"name": "test-i3", "build_volume": {"x_mm": 250, "y_mm": 210, "z_mm": 210}}
+
+
+async def make_print_job(
+    client: httpx.AsyncClient, admin: str, revision_id: str, printer: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    body = {"revision_id": revision_id, "printer": printer or DEMO_PRINTER}
+    response = await client.post("/print-jobs", json=body, headers=bearer(admin))
+    assert response.status_code == 202, response.text
+    return dict(response.json())

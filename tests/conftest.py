@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -87,7 +88,13 @@ async def database_url(migrated_url: str) -> str:
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
-    return Settings(data_dir=tmp_path / "data", database_url=database_url, redis_url=REDIS_URL)
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        redis_url=REDIS_URL,
+        # A queue of its own: no test ever sees another test's jobs.
+        queue_name=f"test:{uuid.uuid4().hex}",
+    )
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from services.api.endpoints import accounts, health, parts
+from services.api.endpoints import accounts, health, parts, print_jobs
 from services.api.errors import install_error_handlers
 from services.api.resources import AppResources
 from services.config import Settings
@@ -21,12 +21,13 @@ A technician's key sees its own organization's parts only; anything else answers
 """
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, redis_url: str | None = None) -> FastAPI:
+    """The API. ``redis_url`` defaults to the configured one; the CLI passes an embedded Redis's URL."""
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        resources = AppResources.open(settings)
+        resources = await AppResources.open(settings, redis_url or settings.redis_url)
         app.state.resources = resources
         try:
             yield
@@ -38,4 +39,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(accounts.router)
     app.include_router(parts.router)
+    app.include_router(print_jobs.router)
     return app

@@ -20,6 +20,7 @@ from services.api.resources import AppResources
 from services.api.uploads import receive_model_upload
 from services.db import transaction
 from services.errors import Forbidden, NotAuthenticated
+from services.printing.service import PrintingService
 
 
 def get_resources(request: Request) -> AppResources:
@@ -32,7 +33,7 @@ Resources = Annotated[AppResources, Depends(get_resources)]
 
 async def get_session(resources: Resources) -> AsyncIterator[AsyncSession]:
     """The request's unit of work: committed when the endpoint returns, rolled back when it raises."""
-    async with transaction(resources.sessions) as session:
+    async with transaction(resources.sessions, resources.queue) as session:
         yield session
 
 
@@ -74,6 +75,13 @@ def get_accounts(session: DbSession) -> AccountsService:
 
 
 Catalog = Annotated[CatalogService, Depends(get_catalog)]
+
+
+def get_printing(session: DbSession, catalog: Catalog) -> PrintingService:
+    return PrintingService(session, catalog)
+
+
+Printing = Annotated[PrintingService, Depends(get_printing)]
 Accounts = Annotated[AccountsService, Depends(get_accounts)]
 
 

@@ -14,6 +14,8 @@ from parts_catalog.schemas import Name, PartSpec
 from parts_catalog.service import PartRecord
 from services.accounts.models import ApiKey, NamedAccount, Role
 from services.accounts.service import IssuedKey, Principal
+from services.printing.models import PrinterSpec, PrintJobStatus
+from services.printing.service import JobView
 
 Slug = Annotated[
     str, StringConstraints(min_length=2, max_length=40, pattern=r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
@@ -107,6 +109,10 @@ class RevisionSummary(BaseModel):
 class RevisionOut(RevisionSummary):
     part_id: uuid.UUID
     sha256: str
+    repaired_sha256: str | None = Field(
+        description="The repaired model printing uses, when the check repaired it"
+    )
+    declared_unit: str | None
     size_bytes: int
     filename: str
     note: str
@@ -123,6 +129,8 @@ class RevisionOut(RevisionSummary):
             format=revision.format,
             part_id=revision.part_id,
             sha256=revision.blob_sha256,
+            repaired_sha256=revision.repaired_blob_sha256,
+            declared_unit=revision.declared_unit,
             size_bytes=revision.size_bytes,
             filename=revision.filename,
             note=revision.note,
@@ -166,3 +174,58 @@ class PartOut(BaseModel):
 class PartPageOut(BaseModel):
     items: list[PartOut]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+
+
+class PrintJobIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    revision_id: uuid.UUID
+    printer: PrinterSpec
+
+
+class SliceOut(BaseModel):
+    slicer: str
+    slicer_version: str
+    print_seconds: float
+    filament_mm3: float
+    filament_g: float
+    layer_count: int
+    gcode_sha256: str
+    gcode_bytes: int
+    warnings: list[str]
+
+
+class FailureOut(BaseModel):
+    code: str
+    message: str
+
+
+class PrintJobOut(BaseModel):
+    id: uuid.UUID
+    revision_id: uuid.UUID
+    status: PrintJobStatus
+    printer: PrinterSpec
+    attempts: int
+    orientation: dict[str, Any] | None
+    slice: SliceOut | None
+    failure: FailureOut | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, view: JobView) -> PrintJobOut:
+        job, artifact = view.job, view.artifact
+        return cls(
+            id=job.id,
+            revision_id=job.revision_id,
+            status=job.status,
+            printer=job.printer_spec,
+            attempts=job.attempts,
+            orientation=job.orientation,
+            slice=SliceOut.model_validate(artifact, from_attributes=True) if artifact else None,
+            failure=FailureOut(code=job.failure_code, message=job.failure_message or "")
+            if job.failure_code
+            else None,
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+        )

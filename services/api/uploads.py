@@ -23,10 +23,11 @@ from starlette.requests import Request
 
 from parts_catalog.schemas import RevisionNote
 from parts_catalog.service import IncomingModel
+from parts_catalog.units import Unit
 from services.errors import InvalidRequest, MalformedRequest, PayloadTooLarge, UnsupportedMediaType
 
 FILE_FIELD = "file"
-TEXT_FIELDS = frozenset({"note"})
+TEXT_FIELDS = frozenset({"note", "units"})
 # Framing, part headers and the small text fields ride on top of the model file itself.
 _ENVELOPE_ALLOWANCE = 64 * 1024
 _MAX_TEXT_FIELD = 4096
@@ -35,6 +36,7 @@ _MAX_PARTS = 8
 _MAX_FILENAME_BYTES = 255  # NAME_MAX on Linux file systems; longer names come from nothing legitimate
 
 _NOTE: TypeAdapter[str] = TypeAdapter(RevisionNote)
+_UNITS = frozenset(unit.value for unit in Unit)
 
 Event = tuple[
     Literal["begin", "header_field", "header_value", "header_end", "headers_done", "data", "end"], bytes
@@ -231,12 +233,18 @@ async def receive_model_upload(
             note = _NOTE.validate_python(receiver.fields.get("note", ""))
         except ValidationError as exc:
             raise InvalidRequest("invalid note", code="invalid_field", details={"field": "note"}) from exc
+        units = receiver.fields.get("units") or None
+        if units is not None and units not in _UNITS:
+            raise InvalidRequest(
+                "unknown unit", code="invalid_field", details={"field": "units", "allowed": sorted(_UNITS)}
+            )
         yield IncomingModel(
             path=receiver.path,
             size=receiver.size,
             sha256=receiver.digest.hexdigest(),
             filename=receiver.filename,
             note=note,
+            declared_unit=units,
         )
     finally:
         receiver.discard()

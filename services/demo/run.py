@@ -1,14 +1,16 @@
 """``spareflow demo``: the platform end to end on embedded defaults, through its real HTTP API.
 
-It migrates the database, starts the API on a loopback port, generates a catalog of spare parts, uploads
-them, searches them back as a technician, checks that another organization sees none of them, runs the
-worker once, and returns a summary. Re-running it on the same data directory adds new revisions; the
-model files are stored once each, whatever the number of runs.
+It migrates the database, starts the API on a loopback port and a worker, generates a catalog of spare
+parts, uploads them, lets the worker check (and if needed repair) each model, prepares each for a demo
+printer (orientation and slicing: PrusaSlicer when installed, else the built-in estimator), searches the
+parts back as a technician, checks that another organization sees none of them, and returns a summary.
+Re-running it on the same data directory adds new revisions; each model file is stored once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -17,8 +19,6 @@ from typing import Any
 
 import httpx
 import uvicorn
-from arq import create_pool
-from arq.connections import RedisSettings
 
 from services.accounts.models import Role
 from services.accounts.service import AccountsService
@@ -33,6 +33,13 @@ Echo = Callable[[str], None] | None
 
 _FILE_NAMES = {"stl-binary": "stl", "stl-ascii": "stl", "obj": "obj", "3mf": "3mf"}
 _CUSTOMER = ("northwind-rail", "Northwind Rail Maintenance")
+_WAIT_S = 300.0
+# A common i3-style FDM printer: 250 x 210 x 210 mm bed, 0.4 mm nozzle, PLA at 0.2 mm layers.
+DEMO_PRINTER: dict[str, Any] = {
+    "name": "demo-i3-01",
+    "build_volume": {"x_mm": 250, "y_mm": 210, "z_mm": 210},
+    "profile": {"name": "pla-0.2-normal"},
+}
 _OTHER_CUSTOMER = ("southwind-bottling", "Southwind Bottling")
 
 
@@ -41,10 +48,9 @@ class DemoFailed(RuntimeError):
 
 
 @asynccontextmanager
-async def _api_server(settings: Settings) -> AsyncIterator[str]:
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=0, log_level="warning", lifespan="on"
-    )
+async def _api_server(settings: Settings, redis_url: str) -> AsyncIterator[str]:
+    app = create_app(settings, redis_url=redis_url)
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
@@ -141,20 +147,49 @@ async def _searches(tech: httpx.AsyncClient) -> dict[str, int]:
     }
 
 
-async def _sweep_through_queue(settings: Settings, redis_url: str) -> dict[str, int]:
-    pool = await create_pool(RedisSettings.from_dsn(redis_url))
+@asynccontextmanager
+async def _worker(settings: Settings, redis_url: str) -> AsyncIterator[None]:
+    worker = build_worker(settings, redis_url, handle_signals=False)
+    task = asyncio.create_task(worker.async_run())
     try:
-        job = await pool.enqueue_job("sweep_orphan_blobs", _job_id=f"demo-sweep-{time.time_ns()}")
-        assert job is not None
-        worker = build_worker(settings, redis_url, burst=True, handle_signals=False)
-        try:
-            await worker.async_run()
-        finally:
-            await worker.close()
-        result: dict[str, int] = await job.result(timeout=30)
-        return result
+        yield
     finally:
-        await pool.aclose()
+        await worker.close()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _until(
+    client: httpx.AsyncClient, path: str, done: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    deadline = time.monotonic() + _WAIT_S
+    while True:
+        body = dict(_ok(await client.get(path), 200))
+        if done(body):
+            return body
+        if time.monotonic() > deadline:
+            raise DemoFailed(f"{path} still not done after {_WAIT_S:.0f} s: {body.get('status')}")
+        await asyncio.sleep(0.2)
+
+
+def _report_line(revision: dict[str, Any]) -> str:
+    report = revision.get("geometry_report") or {}
+    reasons = ", ".join(report.get("reasons", [])) or "clean"
+    repair = report.get("repair")
+    repaired = f"; repaired ({repair.get('verdict')})" if repair else ""
+    facts = report.get("facts") or {}
+    dims = " x ".join(f"{v:.0f}" for v in facts.get("size", []))
+    return f"{report.get('verdict', '?')} ({reasons}{repaired}); {facts.get('faces', '?')} faces, {dims} mm"
+
+
+async def _prepare(admin: httpx.AsyncClient, revision_id: str) -> dict[str, Any]:
+    created = _ok(
+        await admin.post("/print-jobs", json={"revision_id": revision_id, "printer": DEMO_PRINTER}), 202
+    )
+    return await _until(
+        admin, f"/print-jobs/{created['id']}", lambda job: job["status"] != "waiting_geometry"
+    )
 
 
 async def run_demo(settings: Settings, *, redis_url: str, echo: Echo = print) -> dict[str, Any]:
@@ -168,7 +203,8 @@ async def run_demo(settings: Settings, *, redis_url: str, echo: Echo = print) ->
 
     admin_token = await _bootstrap_admin(settings)
     async with (
-        _api_server(settings) as base_url,
+        _worker(settings, redis_url),
+        _api_server(settings, redis_url) as base_url,
         httpx.AsyncClient(
             base_url=base_url, headers={"Authorization": f"Bearer {admin_token}"}, timeout=60
         ) as admin,
@@ -178,16 +214,46 @@ async def run_demo(settings: Settings, *, redis_url: str, echo: Echo = print) ->
         other = await _organization(admin, *_OTHER_CUSTOMER)
 
         say(f"\nCatalog for {org['name']}:")
-        upload_ms = []
+        upload_ms, uploaded = [], []
         for demo_part in DEMO_PARTS:
             part = await _ensure_part(admin, org["id"], demo_part)
             revision, ms = await _upload(admin, part["id"], demo_part)
             upload_ms.append(ms)
+            uploaded.append((demo_part, revision))
             say(
                 f"  {demo_part.part_number:<12} {demo_part.name:<46} rev {revision['number']:>2} "
                 f"{revision['format']:<10} {revision['size_bytes']:>8} B  {revision['status']}"
             )
         timings["upload_ms_max"] = max(upload_ms)
+
+        checked_at = time.perf_counter()
+        say("\nGeometry checks (worker):")
+        checked = []
+        for demo_part, revision in uploaded:
+            path = f"/parts/{revision['part_id']}/revisions/{revision['id']}"
+            done = await _until(admin, path, lambda r: r["status"] in ("ready", "rejected"))
+            checked.append(done)
+            say(f"  {demo_part.part_number:<12} {done['status']:<9} {_report_line(done)}")
+        timings["checks_ms"] = (time.perf_counter() - checked_at) * 1000
+
+        prepared_at = time.perf_counter()
+        say(f"\nPrint preparation for {DEMO_PRINTER['name']} (orient, slice):")
+        jobs = []
+        for demo_part, revision in zip(DEMO_PARTS, checked, strict=True):
+            if revision["status"] != "ready":
+                continue
+            job = await _prepare(admin, revision["id"])
+            jobs.append((demo_part.part_number, job))
+            if job["status"] == "ready":
+                cut = job["slice"]
+                say(
+                    f"  {demo_part.part_number:<12} {cut['slicer']:<11} {cut['print_seconds'] / 60:6.1f} min "
+                    f"{cut['filament_g']:6.1f} g  {cut['layer_count']:4d} layers  "
+                    f"({job['orientation']['candidate']}, {job['orientation']['height_mm']:.1f} mm high)"
+                )
+            else:
+                say(f"  {demo_part.part_number:<12} failed: {job['failure']['code']}")
+        timings["preparation_ms"] = (time.perf_counter() - prepared_at) * 1000
 
         tech = await _technician_client(admin, org["id"])
         outsider = await _technician_client(admin, other["id"])
@@ -210,8 +276,6 @@ async def run_demo(settings: Settings, *, redis_url: str, echo: Echo = print) ->
                     statuses[revision["status"]] += 1
                     revisions += 1
 
-    sweep = await _sweep_through_queue(settings, redis_url)
-    say(f"\nWorker: orphan sweep examined {sweep['examined']} blobs, deleted {sweep['deleted']}")
     timings["total_ms"] = (time.perf_counter() - started) * 1000
     summary = {
         "parts": searches["all"],
@@ -219,7 +283,16 @@ async def run_demo(settings: Settings, *, redis_url: str, echo: Echo = print) ->
         "revisions_by_status": dict(statuses),
         "searches": searches,
         "tenancy": {"other_org_sees": outsider_sees, "other_org_direct_get": outsider_get},
-        "worker": {"orphan_sweep": sweep},
+        "print_jobs": dict(Counter(job["status"] for _, job in jobs)),
+        "slicers": dict(Counter(job["slice"]["slicer"] for _, job in jobs if job["slice"])),
+        "estimates": {
+            number: {
+                "print_minutes": round(job["slice"]["print_seconds"] / 60, 1),
+                "filament_g": round(job["slice"]["filament_g"], 1),
+            }
+            for number, job in jobs
+            if job["slice"]
+        },
         "timings_ms": {k: round(v, 1) for k, v in timings.items()},
     }
     by_status = ", ".join(f"{count} {status}" for status, count in statuses.items())

@@ -5,9 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from arq.connections import ArqRedis
+
 from parts_catalog.storage import LocalBlobStore
 from services.config import Settings
 from services.db import SessionFactory, create_engine, session_factory
+from services.slicers import build_slicer_registry
+from services.workers.mesh_pool import MeshPool
+from slicer_adapters.registry import SlicerRegistry
 
 _KEY = "spareflow"
 
@@ -17,6 +22,9 @@ class WorkerResources:
     settings: Settings
     sessions: SessionFactory
     blobs: LocalBlobStore
+    queue: ArqRedis
+    mesh_pool: MeshPool
+    slicers: SlicerRegistry
 
 
 async def on_startup(ctx: dict[str, Any]) -> None:
@@ -24,11 +32,18 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     engine = create_engine(settings.resolved_database_url)
     ctx["engine"] = engine
     ctx[_KEY] = WorkerResources(
-        settings=settings, sessions=session_factory(engine), blobs=LocalBlobStore(settings.resolved_blob_dir)
+        settings=settings,
+        sessions=session_factory(engine),
+        blobs=LocalBlobStore(settings.resolved_blob_dir),
+        queue=ctx["redis"],
+        mesh_pool=MeshPool(settings.mesh_workers, settings.mesh_memory_limit_bytes),
+        slicers=build_slicer_registry(settings),
     )
 
 
 async def on_shutdown(ctx: dict[str, Any]) -> None:
+    if _KEY in ctx:
+        ctx[_KEY].mesh_pool.close()
     if "engine" in ctx:
         await ctx["engine"].dispose()
 

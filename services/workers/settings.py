@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from arq import cron
 from arq.connections import RedisSettings
-from arq.worker import Worker
+from arq.worker import Worker, func
 
 from services.config import Settings
 from services.workers.context import on_shutdown, on_startup
+from services.workers.jobs.geometry import check_revision, prepare_print, reconcile
 from services.workers.jobs.maintenance import sweep_orphan_blobs
 
-FUNCTIONS = [sweep_orphan_blobs]
+# Typed loosely: arq's WorkerCoroutine protocol only admits functions taking (ctx, *args, **kwargs).
+FUNCTIONS: list[Any] = [
+    # Wake-up calls for a row keep deterministic ids (one queued copy at a time) but no stored result:
+    # a kept result would block the next wake-up of the same row (a job re-woken once its model is checked).
+    func(check_revision, keep_result=0),
+    func(prepare_print, keep_result=0),
+    reconcile,
+    sweep_orphan_blobs,
+]
 CRON_JOBS = [
-    # Hourly is plenty: the grace period is an hour, and unique=True keeps many workers from racing.
-    cron(sweep_orphan_blobs, minute={7}, unique=True, run_at_startup=False),
+    # unique=True: with many workers, one of them runs each tick.
+    cron(reconcile, second={0}, unique=True, run_at_startup=True),
+    # Hourly is plenty: the grace period is an hour.
+    cron(sweep_orphan_blobs, minute={7}, second={30}, unique=True),
 ]
 
 
@@ -24,11 +37,16 @@ def build_worker(
         functions=FUNCTIONS,
         cron_jobs=CRON_JOBS,
         redis_settings=RedisSettings.from_dsn(redis_url),
+        queue_name=settings.queue_name,
         on_startup=on_startup,
         on_shutdown=on_shutdown,
         ctx={"settings": settings},
         burst=burst,
         handle_signals=handle_signals,
-        # A job that fails is retried, never dropped; the database stays the source of truth.
-        max_tries=5,
+        max_jobs=max(2, settings.mesh_workers * 2),
+        # Outlives the longest legitimate job (check, then orientation and slicing) with a margin.
+        job_timeout=int(settings.check_timeout_s * 2 + settings.slice_timeout_s + 60),
+        # Retries (arq Retry) beyond the service's own attempt count are never needed.
+        max_tries=settings.max_job_attempts + 1,
+        keep_result=60,
     )

@@ -71,3 +71,13 @@ async def test_delete_respects_the_age_gate(store: BlobStore, tmp_path: Path) ->
 async def test_addresses_must_be_sha256(store: BlobStore) -> None:
     with pytest.raises(ValueError, match="sha256"):
         await store.exists("../../etc/passwd")
+
+
+async def test_local_file_holds_the_blob(store: BlobStore, tmp_path: Path) -> None:
+    path, sha = staged(tmp_path, b"facet normal 0 0 1")
+    await store.put_file(path, sha256=sha)
+    async with store.local_file(sha) as local:
+        assert local.read_bytes() == b"facet normal 0 0 1"
+    with pytest.raises(BlobNotFound):
+        async with store.local_file("f" * 64):
+            pass

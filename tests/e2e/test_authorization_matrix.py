@@ -51,6 +51,7 @@ def _fill(path: str, world: World, spare_key_id: str) -> str:
         "part_id": world.part_a["id"],
         "revision_id": world.revision_a["id"],
         "key_id": spare_key_id,
+        "job_id": world.print_job["id"],
     }
     return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
 

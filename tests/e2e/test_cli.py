@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from services.demo.meshes import DEMO_PARTS
+
 # The console script pip installed next to this interpreter: the command users type.
 SPAREFLOW = [str(Path(sys.executable).parent / "spareflow")]
 
@@ -28,7 +30,10 @@ def test_demo_runs_end_to_end_on_embedded_defaults(tmp_path: Path) -> None:
 
     assert summary["parts"] == 5
     assert summary["revisions"] == 5
-    assert summary["revisions_by_status"] == {"uploaded": 5}
+    assert summary["revisions_by_status"] == {"ready": 5}
+    assert summary["print_jobs"] == {"ready": 5}
+    assert set(summary["estimates"]) == {p.part_number for p in DEMO_PARTS}
+    assert all(e["print_minutes"] > 1 and e["filament_g"] > 0.5 for e in summary["estimates"].values())
     assert summary["searches"]["by_part_number"] == 1
     assert summary["searches"]["by_text"] >= 1
     assert min(v for k, v in summary["searches"].items() if k.startswith("by_equipment")) >= 2
@@ -36,11 +41,17 @@ def test_demo_runs_end_to_end_on_embedded_defaults(tmp_path: Path) -> None:
     assert (tmp_path / ".spareflow" / "spareflow.db").is_file()
     assert not (tmp_path / ".spareflow" / "redis.sock").exists(), "embedded Redis left running"
 
+    blobs = tmp_path / ".spareflow" / "blobs"
+    stored = sorted(p.name for p in blobs.glob("??/??/*"))
+    assert len(stored) == 10  # five models and their five G-code files
+
     again = json.loads(run(["demo", "--json"], cwd=tmp_path).stdout.strip().splitlines()[-1])
     assert again["parts"] == 5
     assert again["revisions"] == 10
+    # Same models, same printer: the second run's jobs come from the slice cache.
+    assert again["estimates"] == summary["estimates"]
     # Same generated models: every file is stored once however often it is uploaded.
-    assert len(list((tmp_path / ".spareflow" / "blobs").glob("??/??/*"))) == 5
+    assert sorted(p.name for p in blobs.glob("??/??/*")) == stored
 
 
 def test_keys_and_accounts_from_the_command_line(tmp_path: Path) -> None:

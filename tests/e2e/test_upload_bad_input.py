@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+import uuid
 import zipfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -27,6 +28,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         redis_url=REDIS_URL,
         max_upload_bytes=CAP,
         max_archive_uncompressed_bytes=5_000_000,
+        queue_name=f"test:{uuid.uuid4().hex}",
     )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-import uuid
 from pathlib import Path
 
 import httpx
@@ -43,13 +42,13 @@ async def test_sweep_job_deletes_old_orphans_only(client: httpx.AsyncClient, set
     for path in (orphans["old"], stale_staging, blobs / kept[:2] / kept[2:4] / kept):
         _age(path, grace + 60)
 
-    queue = f"test-{uuid.uuid4().hex}"
-    pool = await create_pool(RedisSettings.from_dsn(settings.redis_url or ""), default_queue_name=queue)
+    pool = await create_pool(
+        RedisSettings.from_dsn(settings.redis_url or ""), default_queue_name=settings.queue_name
+    )
     try:
-        job = await pool.enqueue_job("sweep_orphan_blobs", _queue_name=queue)
+        job = await pool.enqueue_job("sweep_orphan_blobs")
         assert job is not None
         worker = build_worker(settings, settings.redis_url or "", burst=True, handle_signals=False)
-        worker.queue_name = queue
         try:
             await worker.async_run()
         finally:

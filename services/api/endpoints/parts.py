@@ -11,7 +11,8 @@ from fastapi.responses import StreamingResponse
 
 from parts_catalog.repository import PartFilter
 from parts_catalog.schemas import EquipmentModel, PartPatch, SearchText
-from services.api.deps import Admin, Catalog, CatalogReader, ModelUpload
+from parts_catalog.units import Unit
+from services.api.deps import Admin, Catalog, CatalogReader, ModelUpload, Printing
 from services.api.endpoints import error_responses
 from services.api.schemas import PartCreate, PartOut, PartPageOut, RevisionOut
 
@@ -29,6 +30,7 @@ _UPLOAD_BODY = {
                     "properties": {
                         "file": {"type": "string", "format": "binary", "description": "STL, OBJ or 3MF"},
                         "note": {"type": "string", "maxLength": 1000},
+                        "units": {"type": "string", "enum": [u.value for u in Unit]},
                     },
                 }
             }
@@ -85,14 +87,16 @@ async def update_part(part_id: uuid.UUID, body: PartPatch, principal: Admin, cat
     responses=error_responses(400, 404, 413, 415, 422),
 )
 async def upload_revision(
-    part_id: uuid.UUID, principal: Admin, upload: ModelUpload, catalog: Catalog
+    part_id: uuid.UUID, principal: Admin, upload: ModelUpload, printing: Printing
 ) -> RevisionOut:
     """Upload a model (STL, OBJ or 3MF; the format is read from the content) as the part's next revision.
 
-    Accepted for checking: the revision starts as `uploaded`. The body streams to storage and is refused
-    with 413 as soon as it passes the configured cap.
+    Accepted for checking: the revision starts as `uploaded`; a worker checks (and if needed repairs) it
+    and moves it to `ready` or `rejected` with its geometry report. The body streams to storage and is
+    refused with 413 as soon as it passes the configured cap. Optional `units` (millimeter, centimeter,
+    meter, inch, foot, micron) says what the file's numbers mean; 3MF files carry their own.
     """
-    revision = await catalog.add_revision(
+    revision = await printing.accept_revision(
         part_id, upload, visible_to=principal.catalog_scope, created_by=principal.key_id
     )
     return RevisionOut.of(revision)

@@ -1,0 +1,72 @@
+"""The geometry steps a worker runs on one model file, in a worker process.
+
+Each function takes paths and plain values and returns plain, JSON-able values, so that it can cross a
+process boundary; none touches the database or the blob store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from parts_catalog.formats import ModelFormat
+from parts_catalog.geometry import MeshLimits, Unit, Verdict, check_model, load_model
+from parts_catalog.orientation import apply_orientation, choose_orientation
+from parts_catalog.repair import repair
+
+REPAIRED_FORMAT = ModelFormat.STL_BINARY
+REPAIRED_UNIT = Unit.MILLIMETER
+
+
+@dataclass(frozen=True, slots=True)
+class CheckOutcome:
+    report: dict[str, Any]
+    printable: bool
+    repaired: bool  # a repaired binary STL in millimetres was written to ``repaired_out``
+
+
+def check_and_repair(
+    path: Path, fmt: str, *, max_faces: int, declared_unit: str | None, repaired_out: Path
+) -> CheckOutcome:
+    """Check a model and, when the check says it is repairable, repair it.
+
+    Returns the check report (with the repair report and the repaired model's own check under
+    ``"repair"``), whether the model can be printed, and whether ``repaired_out`` was written.
+    """
+    limits = MeshLimits(max_faces=max_faces)
+    unit = Unit(declared_unit) if declared_unit else None
+    report = check_model(path, ModelFormat(fmt), limits=limits, declared_unit=unit)
+    document = report.model_dump(mode="json")
+    if report.verdict is not Verdict.REPAIRABLE:
+        return CheckOutcome(report=document, printable=report.verdict is Verdict.OK, repaired=False)
+
+    outcome = repair(load_model(path, ModelFormat(fmt), limits=limits, declared_unit=unit).mesh)
+    document["repair"] = outcome.report.model_dump(mode="json")
+    if outcome.report.verdict != "ok":
+        return CheckOutcome(report=document, printable=False, repaired=False)
+    outcome.mesh.export(repaired_out, file_type="stl")
+    after = check_model(repaired_out, REPAIRED_FORMAT, limits=limits, declared_unit=REPAIRED_UNIT)
+    document["repair"]["check"] = after.model_dump(mode="json")
+    return CheckOutcome(report=document, printable=after.verdict is Verdict.OK, repaired=True)
+
+
+def orient_for_printing(
+    path: Path,
+    fmt: str,
+    *,
+    max_faces: int,
+    declared_unit: str | None,
+    build_volume: tuple[float, float, float],
+    out_stl: Path,
+) -> dict[str, Any]:
+    """Choose the print orientation for a bed; when it fits, write the oriented binary STL to ``out_stl``.
+
+    Returns the orientation as JSON (``fits`` False and a ``reason`` when it fits in no orientation).
+    """
+    unit = Unit(declared_unit) if declared_unit else None
+    mesh = load_model(path, ModelFormat(fmt), limits=MeshLimits(max_faces=max_faces), declared_unit=unit).mesh
+    orientation = choose_orientation(mesh, build_volume)
+    if orientation.fits:
+        apply_orientation(mesh, orientation).export(out_stl, file_type="stl")
+    return orientation.model_dump(mode="json")

@@ -1,0 +1,3 @@
+"""The geometry report's version: bumped whenever its fields change meaning, so readers can tell."""
+
+REPORT_VERSION = 1

@@ -1,0 +1,1 @@
+"""Print jobs: a part revision prepared (repaired, oriented, sliced) for one printer."""
