@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     max_job_attempts: int = Field(
         default=4, ge=1, le=50, description="Retries before work is parked as failed."
     )
+    # arq's default of 0.5 s between queue polls would add up to a second to every upload-to-G-code run
+    # (two hops); a Redis poll costs microseconds.
+    worker_poll_delay_s: float = Field(
+        default=0.02, gt=0, le=10, description="How often an idle worker polls."
+    )
     reconcile_after_seconds: int = Field(
         default=60, ge=1, description="Pending work older than this, with no queued job, is enqueued again."
     )

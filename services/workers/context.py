@@ -31,12 +31,15 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx["settings"]
     engine = create_engine(settings.resolved_database_url)
     ctx["engine"] = engine
+    mesh_pool = MeshPool(settings.mesh_workers, settings.mesh_memory_limit_bytes)
+    # Pay the mesh processes' start-up (imports) now rather than on the first upload.
+    await mesh_pool.warm_up()
     ctx[_KEY] = WorkerResources(
         settings=settings,
         sessions=session_factory(engine),
         blobs=LocalBlobStore(settings.resolved_blob_dir),
         queue=ctx["redis"],
-        mesh_pool=MeshPool(settings.mesh_workers, settings.mesh_memory_limit_bytes),
+        mesh_pool=mesh_pool,
         slicers=build_slicer_registry(settings),
     )
 

@@ -41,6 +41,10 @@ def _limit_memory(limit_bytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
 
 
+def _ready() -> bool:
+    return True
+
+
 class MeshPool:
     def __init__(self, workers: int, memory_limit_bytes: int) -> None:
         self._workers = workers
@@ -75,6 +79,10 @@ class MeshPool:
         except BrokenProcessPool as exc:
             self._restart()
             raise MeshWorkerCrashed("a mesh worker process died") from exc
+
+    async def warm_up(self) -> None:
+        """Start every worker process now (the first task would otherwise pay for it)."""
+        await asyncio.gather(*(self.run(_ready, timeout_s=120) for _ in range(self._workers)))
 
     def _restart(self) -> None:
         # No public API kills a running task; the executor's own process table is the only handle.

@@ -44,6 +44,7 @@ def build_worker(
         burst=burst,
         handle_signals=handle_signals,
         max_jobs=max(2, settings.mesh_workers * 2),
+        poll_delay=settings.worker_poll_delay_s,
         # Outlives the longest legitimate job (check, then orientation and slicing) with a margin.
         job_timeout=int(settings.check_timeout_s * 2 + settings.slice_timeout_s + 60),
         # Retries (arq Retry) beyond the service's own attempt count are never needed.

@@ -11,6 +11,7 @@ import hashlib
 import logging
 import tempfile
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -113,7 +114,7 @@ async def prepare_print(ctx: dict[str, Any], job_id: str) -> str:
     if task is None:
         return "nothing to do"
     try:
-        artifact = await _prepare(res, task)
+        prepared = await _prepare(res, task)
     except (SlicerError, MeshWorkError) as exc:
         if exc.retryable and task.attempt < settings.max_job_attempts:
             raise Retry(defer=_backoff(task.attempt)) from exc
@@ -121,11 +122,19 @@ async def prepare_print(ctx: dict[str, Any], job_id: str) -> str:
         async with transaction(res.sessions) as session:
             await _services(res, session)[1].fail_preparation(jid, code=exc.code, message=_describe(exc))
         return f"failed: {exc.code}"
-    if isinstance(artifact, str):
-        return artifact
+    if isinstance(prepared, str):
+        return prepared
     async with transaction(res.sessions) as session:
-        await _services(res, session)[1].finish_preparation(jid, artifact)
+        printing = _services(res, session)[1]
+        artifact = await printing.store_artifact(prepared.artifact) if prepared.fresh else prepared.artifact
+        await printing.finish_preparation(jid, artifact)
     return "ready"
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    artifact: SliceArtifact
+    fresh: bool  # sliced now, not stored yet; else it came from the slice cache
 
 
 def _describe(exc: Exception) -> str:
@@ -133,8 +142,11 @@ def _describe(exc: Exception) -> str:
     return f"{exc}\n{output}".strip()
 
 
-async def _prepare(res: WorkerResources, task: PreparationTask) -> SliceArtifact | str:
-    """Orient and slice, or take the cached result. Returns the artifact, or a message when the job failed."""
+async def _prepare(res: WorkerResources, task: PreparationTask) -> _Prepared | str:
+    """Orient and slice, or take the cached result.
+
+    Returns the artifact, or a message when the job failed (and was marked so).
+    """
     settings, printer = res.settings, task.printer
     resolved = await res.slicers.resolve(printer.slicer)
     digest = printer.preparation_digest(ORIENTATION_VERSION)
@@ -143,7 +155,7 @@ async def _prepare(res: WorkerResources, task: PreparationTask) -> SliceArtifact
             task, digest=digest, slicer=resolved.slicer.name, version=resolved.version
         )
     if cached is not None:
-        return cached
+        return _Prepared(cached, fresh=False)
 
     bed = printer.build_volume
     with _workspace(res) as workdir:
@@ -198,8 +210,7 @@ async def _prepare(res: WorkerResources, task: PreparationTask) -> SliceArtifact
         warnings=list(result.warnings),
         orientation=orientation,
     )
-    async with transaction(res.sessions) as session:
-        return await _services(res, session)[1].store_artifact(artifact)
+    return _Prepared(artifact, fresh=True)
 
 
 async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
