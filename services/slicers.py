@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from services.config import Settings
 from slicer_adapters.curaengine.adapter import CuraEngineCli
 from slicer_adapters.estimator import BuiltinEstimator
 from slicer_adapters.prusaslicer.adapter import PrusaSlicerCli
-
-from services.config import Settings
 from slicer_adapters.registry import SlicerRegistry
 
 
