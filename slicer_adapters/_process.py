@@ -25,7 +25,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import resource
+import shutil
 import signal
 import time
 from collections import deque
@@ -240,3 +242,34 @@ def raise_for_exit(result: ProcessOutput, *, program: str, permanent_markers: Se
     if any(marker in text for marker in _OUT_OF_MEMORY_MARKERS):
         raise SlicerResourceExhausted(f"{program} ran out of memory (exit {result.returncode})", output=text)
     raise SlicerFailed(f"{program} exited with status {result.returncode}", output=text)
+
+
+# `--help` runs in ~0.1 s and ~80 MB; these bounds only stop a broken install from hanging the caller.
+_PROBE_TIMEOUT_S = 30.0
+_PROBE_MEMORY_BYTES = 1024**3
+
+
+async def probe_version(binary: str, args: Sequence[str], pattern: re.Pattern[str]) -> tuple[str, str] | None:
+    """Find ``binary`` on PATH, run it with ``args`` (a help command that writes no file) and search both
+    output streams for ``pattern``'s first group.
+
+    Returns:
+        (the executable's path, the version), or None when the binary is missing, fails or says no version.
+    """
+    executable = shutil.which(binary)
+    if executable is None:
+        return None
+    try:
+        result = await run_process(
+            [executable, *args],
+            cwd=Path("/"),
+            timeout_s=_PROBE_TIMEOUT_S,
+            memory_limit_bytes=_PROBE_MEMORY_BYTES,
+            env={"LC_ALL": "C.UTF-8"},
+        )
+    except (SlicerUnavailable, SlicerTimeout):
+        return None
+    match = pattern.search(f"{result.stdout}\n{result.stderr}")
+    if result.returncode != 0 or match is None:
+        return None
+    return executable, match.group(1)

@@ -12,17 +12,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
-import shutil
 from pathlib import Path
 
 from slicer_adapters import gcode
-from slicer_adapters._process import ProcessOutput, raise_for_exit, run_process
+from slicer_adapters._process import ProcessOutput, probe_version, raise_for_exit, run_process
 from slicer_adapters.curaengine.settings import settings_argv
 from slicer_adapters.errors import (
     EmptySliceOutput,
     OperationNotSupported,
     SlicerFailed,
-    SlicerTimeout,
     SlicerUnavailable,
 )
 from slicer_adapters.models import SliceJob, SliceResult
@@ -32,9 +30,6 @@ SUPPORTED_SUFFIXES = frozenset({".stl", ".STL"})
 # The generic FFF printer every Cura machine inherits from; its extruder is fdmextruder.def.json.
 BASE_DEFINITION = "fdmprinter.def.json"
 EXTRUDER_DEFINITION = "fdmextruder.def.json"
-# `CuraEngine help` runs in ~10 ms and a few MB; these bounds only stop a broken install hanging the caller.
-_VERSION_TIMEOUT_S = 30.0
-_VERSION_MEMORY_BYTES = 1024**3
 _VERSION = re.compile(r"Cura_SteamEngine version (\S+)")
 
 
@@ -71,24 +66,11 @@ class CuraEngineCli:
         missing."""
         if self._version is not None:
             return self._version
-        executable = shutil.which(self._binary)
-        if executable is None or await asyncio.to_thread(self._search_path) is None:
+        if await asyncio.to_thread(self._search_path) is None:
             return None
-        try:
-            # `help` writes no file (checked with strace), so it needs no workdir.
-            result = await run_process(
-                [executable, "help"],
-                cwd=Path("/"),
-                timeout_s=_VERSION_TIMEOUT_S,
-                memory_limit_bytes=_VERSION_MEMORY_BYTES,
-                env={"LC_ALL": "C.UTF-8"},
-            )
-        except (SlicerUnavailable, SlicerTimeout):
-            return None
-        match = _VERSION.search(result.stderr)
-        if result.returncode != 0 or match is None:
-            return None
-        self._executable, self._version = executable, match.group(1)
+        found = await probe_version(self._binary, ["help"], _VERSION)
+        if found is not None:
+            self._executable, self._version = found
         return self._version
 
     async def slice(self, job: SliceJob) -> SliceResult:

@@ -14,12 +14,11 @@ import hashlib
 import math
 import os
 import re
-import shutil
 import tempfile
 from pathlib import Path
 
 from slicer_adapters import gcode
-from slicer_adapters._process import ProcessOutput, raise_for_exit, run_process
+from slicer_adapters._process import ProcessOutput, probe_version, raise_for_exit, run_process
 from slicer_adapters.errors import (
     EmptySliceOutput,
     OperationNotSupported,
@@ -32,9 +31,6 @@ from slicer_adapters.prusaslicer.config import bed_centre, prusaslicer_config, r
 
 # What PrusaSlicer 2.5 loads as models; 3MF and OBJ units come from the file.
 SUPPORTED_SUFFIXES = frozenset({".stl", ".obj", ".3mf"})
-# `--help` runs in ~0.1 s and ~80 MB; these bounds only stop a broken install from hanging the caller.
-_VERSION_TIMEOUT_S = 30.0
-_VERSION_MEMORY_BYTES = 1024**3
 _VERSION = re.compile(r"PrusaSlicer-(\S+)")
 # PrusaSlicer aborts (SIGABRT) with this when it cannot place the part. With --center it does not arrange, and
 # the message follows "its_convex_hull: Unable to create convex hull": measured for a flat (zero-thickness)
@@ -66,24 +62,9 @@ class PrusaSlicerCli:
         """PrusaSlicer's version (e.g. ``2.5.0+UNKNOWN``), cached once found; None if it cannot run here."""
         if self._version is not None:
             return self._version
-        executable = shutil.which(self._binary)
-        if executable is None:
-            return None
-        try:
-            # `--help` writes no file (checked with strace), so it needs no workdir.
-            result = await run_process(
-                [executable, "--help"],
-                cwd=Path("/"),
-                timeout_s=_VERSION_TIMEOUT_S,
-                memory_limit_bytes=_VERSION_MEMORY_BYTES,
-                env={"LC_ALL": "C.UTF-8"},
-            )
-        except (SlicerUnavailable, SlicerTimeout):
-            return None
-        match = _VERSION.search(result.stdout)
-        if result.returncode != 0 or match is None:
-            return None
-        self._executable, self._version = executable, match.group(1)
+        found = await probe_version(self._binary, ["--help"], _VERSION)
+        if found is not None:
+            self._executable, self._version = found
         return self._version
 
     async def slice(self, job: SliceJob) -> SliceResult:
