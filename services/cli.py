@@ -28,10 +28,12 @@ app = typer.Typer(
 )
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 keys_app = typer.Typer(no_args_is_help=True, help="API keys.")
-accounts_app = typer.Typer(no_args_is_help=True, help="Organizations, sites and partners.")
+accounts_app = typer.Typer(no_args_is_help=True, help="Organizations and partners.")
+sites_app = typer.Typer(no_args_is_help=True, help="The microfactory registry.")
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(accounts_app, name="accounts")
+app.add_typer(sites_app, name="sites")
 
 T = TypeVar("T")
 
@@ -42,13 +44,11 @@ DataDir = Annotated[
 
 class AccountKind(StrEnum):
     ORGANIZATION = "organization"
-    SITE = "site"
     PARTNER = "partner"
 
 
-_ACCOUNT_MODELS: dict[AccountKind, type[Organization | Site | Partner]] = {
+_ACCOUNT_MODELS: dict[AccountKind, type[Organization | Partner]] = {
     AccountKind.ORGANIZATION: Organization,
-    AccountKind.SITE: Site,
     AccountKind.PARTNER: Partner,
 }
 
@@ -96,7 +96,7 @@ async def _with_accounts(settings: Settings, action: Callable[[AccountsService],
 
 @accounts_app.command("create")
 def accounts_create(kind: AccountKind, slug: str, name: str, data_dir: DataDir = None) -> None:
-    """Create an organization, site or partner."""
+    """Create a customer organization or a logistics partner (sites: `spareflow sites import`)."""
     from pydantic import ValidationError
 
     from services.api.schemas import AccountIn
@@ -113,6 +113,37 @@ def accounts_create(kind: AccountKind, slug: str, name: str, data_dir: DataDir =
         )
     )
     typer.echo(f"{kind} {account.slug} created: {account.id}")
+
+
+@sites_app.command("import")
+def sites_import(
+    file: Annotated[
+        Path, typer.Argument(help="JSON (a list of sites) or CSV (a row per printer)", exists=True)
+    ],
+    data_dir: DataDir = None,
+) -> None:
+    """Create or replace sites by slug from a file, all or nothing."""
+    from services.factories.importer import ImportFileError, read_sites
+    from services.factories.service import SiteRegistry
+
+    try:
+        specs = read_sites(file)
+    except ImportFileError as exc:
+        typer.echo(f"error: {exc.code}: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    settings = _settings(data_dir)
+
+    async def apply() -> tuple[list[str], list[str]]:
+        engine = create_engine(settings.resolved_database_url)
+        try:
+            async with transaction(session_factory(engine)) as session:
+                result = await SiteRegistry(session).import_sites(specs)
+        finally:
+            await engine.dispose()
+        return result.created, result.updated
+
+    created, updated = _run(apply())
+    typer.echo(f"{len(created)} sites created, {len(updated)} updated")
 
 
 @keys_app.command("create")

@@ -38,6 +38,36 @@ async def make_account(
     return dict(response.json())
 
 
+def site_body(slug: str, **overrides: Any) -> dict[str, Any]:
+    """A small FDM microfactory in Hamburg with one printer, as an operator would register it."""
+    return {
+        "slug": slug,
+        "name": slug.replace("-", " ").title(),
+        "latitude": 53.5511,
+        "longitude": 9.9937,
+        "timezone": "Europe/Berlin",
+        "printers": [
+            {
+                "key": "mk4-01",
+                "model": "i3 MK4-class",
+                "build_volume": {"x_mm": 250, "y_mm": 210, "z_mm": 220},
+                "materials_supported": ["PLA", "PETG", "ASA"],
+                "materials_loaded": ["PETG"],
+            }
+        ],
+        **overrides,
+    }
+
+
+async def make_site(
+    client: httpx.AsyncClient, admin: str, slug: str | None = None, **overrides: Any
+) -> dict[str, Any]:
+    body = site_body(slug or f"site-{uuid.uuid4().hex[:8]}", **overrides)
+    response = await client.post("/sites", json=body, headers=bearer(admin))
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
 async def make_key(client: httpx.AsyncClient, admin: str, role: str, **owner: str) -> str:
     response = await client.post("/keys", json={"role": role, **owner}, headers=bearer(admin))
     assert response.status_code == 201, response.text
@@ -98,6 +128,7 @@ class World:
     part_a: dict[str, Any]
     revision_a: dict[str, Any]
     print_job: dict[str, Any]
+    site: dict[str, Any]
 
     def token(self, role: str) -> str:
         return {
@@ -112,7 +143,7 @@ async def make_world(client: httpx.AsyncClient, settings: Settings) -> World:
     admin = await make_admin_token(settings)
     org_a = await make_account(client, admin, "organizations", slug="org-a")
     org_b = await make_account(client, admin, "organizations", slug="org-b")
-    site = await make_account(client, admin, "sites", slug="site-1")
+    site = await make_site(client, admin, "site-1")
     partner = await make_account(client, admin, "partners", slug="partner-1")
     part_a = await make_part(client, admin, organization_id=org_a["id"], part_number="A-100")
     response = await upload(client, admin, part_a["id"], model_bytes())
@@ -128,6 +159,7 @@ async def make_world(client: httpx.AsyncClient, settings: Settings) -> World:
         part_a=part_a,
         revision_a=response.json(),
         print_job=await make_print_job(client, admin, response.json()["id"]),
+        site=site,
     )
 
 

@@ -5,10 +5,17 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 
+from pydantic import StringConstraints
 from sqlmodel import Field, SQLModel
 
 from parts_catalog.sqltypes import StrEnumType, UTCDateTime, utcnow
+
+# People type slugs into commands and URLs: lowercase words joined by hyphens.
+Slug = Annotated[
+    str, StringConstraints(min_length=2, max_length=40, pattern=r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
+]
 
 
 class Role(StrEnum):

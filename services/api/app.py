@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from services.api.endpoints import accounts, health, parts, print_jobs
+from services.api.endpoints import accounts, health, parts, print_jobs, sites
 from services.api.errors import install_error_handlers
 from services.api.resources import AppResources
 from services.config import Settings
@@ -40,4 +40,5 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
     app.include_router(accounts.router)
     app.include_router(parts.router)
     app.include_router(print_jobs.router)
+    app.include_router(sites.router)
     return app

@@ -20,6 +20,7 @@ from services.api.resources import AppResources
 from services.api.uploads import receive_model_upload
 from services.db import transaction
 from services.errors import Forbidden, NotAuthenticated
+from services.factories.service import SiteRegistry
 from services.printing.service import PrintingService
 
 
@@ -83,6 +84,13 @@ def get_printing(session: DbSession, catalog: Catalog) -> PrintingService:
 
 Printing = Annotated[PrintingService, Depends(get_printing)]
 Accounts = Annotated[AccountsService, Depends(get_accounts)]
+
+
+def get_sites(session: DbSession) -> SiteRegistry:
+    return SiteRegistry(session)
+
+
+Sites = Annotated[SiteRegistry, Depends(get_sites)]
 
 
 async def model_upload(request: Request, resources: Resources) -> AsyncIterator[IncomingModel]:

@@ -12,14 +12,14 @@ from parts_catalog.formats import ModelFormat
 from parts_catalog.models import PartRevision, Process, RevisionStatus
 from parts_catalog.schemas import Name, PartSpec
 from parts_catalog.service import PartRecord
-from services.accounts.models import ApiKey, NamedAccount, Role
+from services.accounts.models import ApiKey, NamedAccount, Role, Slug
 from services.accounts.service import IssuedKey, Principal
+from services.factories.models import Printer
+from services.factories.schemas import SiteStatus
+from services.factories.service import SiteView
 from services.printing.models import PrinterSpec, PrintJobStatus
 from services.printing.service import JobView
-
-Slug = Annotated[
-    str, StringConstraints(min_length=2, max_length=40, pattern=r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
-]
+from slicer_adapters.models import BuildVolume, PrintProfile
 
 
 class ErrorBody(BaseModel):
@@ -228,4 +228,73 @@ class PrintJobOut(BaseModel):
             else None,
             created_at=job.created_at,
             updated_at=job.updated_at,
+        )
+
+
+class PrinterOut(BaseModel):
+    id: uuid.UUID
+    key: str
+    model: str
+    process: Process
+    build_volume: BuildVolume
+    nozzle_mm: float
+    materials_supported: list[str]
+    materials_loaded: list[str]
+    profile: PrintProfile
+    slicer: str
+
+    @classmethod
+    def of(cls, printer: Printer) -> PrinterOut:
+        return cls(
+            id=printer.id,
+            key=printer.key,
+            model=printer.model,
+            process=printer.process,
+            build_volume=BuildVolume(
+                x_mm=printer.build_x_mm, y_mm=printer.build_y_mm, z_mm=printer.build_z_mm
+            ),
+            nozzle_mm=printer.nozzle_mm,
+            materials_supported=printer.materials_supported,
+            materials_loaded=printer.materials_loaded,
+            profile=PrintProfile.model_validate(printer.profile),
+            slicer=printer.slicer,
+        )
+
+
+class SiteOut(BaseModel):
+    id: uuid.UUID
+    slug: str
+    name: str
+    latitude: float
+    longitude: float
+    timezone: str
+    opening_hours: dict[str, Any]
+    courier_cutoffs: dict[str, Any]
+    transit: dict[str, Any]
+    post_processing_minutes: int
+    status: SiteStatus
+    qualified_revisions: list[str] | None
+    printers: list[PrinterOut]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, view: SiteView) -> SiteOut:
+        site = view.site
+        return cls(
+            id=site.id,
+            slug=site.slug,
+            name=site.name,
+            latitude=site.latitude,
+            longitude=site.longitude,
+            timezone=site.timezone,
+            opening_hours=site.opening_hours,
+            courier_cutoffs=site.courier_cutoffs,
+            transit=site.transit,
+            post_processing_minutes=site.post_processing_minutes,
+            status=site.status,
+            qualified_revisions=site.qualified_revisions,
+            printers=[PrinterOut.of(p) for p in view.printers],
+            created_at=site.created_at,
+            updated_at=site.updated_at,
         )

@@ -52,6 +52,7 @@ def _fill(path: str, world: World, spare_key_id: str) -> str:
         "revision_id": world.revision_a["id"],
         "key_id": spare_key_id,
         "job_id": world.print_job["id"],
+        "site_id": world.site["id"],
     }
     return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
 

@@ -73,10 +73,10 @@ def test_keys_and_accounts_from_the_command_line(tmp_path: Path) -> None:
 
 def test_account_errors_end_with_a_code_not_a_traceback(tmp_path: Path) -> None:
     run(["db", "upgrade"], cwd=tmp_path)
-    run(["accounts", "create", "site", "plant-1", "Plant 1"], cwd=tmp_path)
+    run(["accounts", "create", "partner", "fast-freight", "Fast Freight"], cwd=tmp_path)
     for args, code in (
-        (["accounts", "create", "site", "plant-1", "Again"], "slug_taken"),
-        (["accounts", "create", "site", "Bad Slug", "X"], "validation_error"),
+        (["accounts", "create", "partner", "fast-freight", "Again"], "slug_taken"),
+        (["accounts", "create", "partner", "Bad Slug", "X"], "validation_error"),
     ):
         result = run(args, cwd=tmp_path, check=False)
         assert result.returncode == 2

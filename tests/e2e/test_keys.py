@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from services.config import Settings
 from services.db import create_engine
-from tests.builders import bearer, make_account, make_admin_token, make_key
+from tests.builders import bearer, make_account, make_admin_token, make_key, make_site
 
 
 @pytest.fixture
@@ -92,7 +92,7 @@ async def test_keys_must_belong_to_the_account_their_role_needs(
     client: httpx.AsyncClient, admin: str, role: str, owner: dict[str, str], code: str
 ) -> None:
     org = await make_account(client, admin, "organizations")
-    site = await make_account(client, admin, "sites")
+    site = await make_site(client, admin)
     ids = {"org": org["id"], "site": site["id"]}
     body = {"role": role, **{k: ids.get(v, v) for k, v in owner.items()}}
     response = await client.post("/keys", json=body, headers=bearer(admin))

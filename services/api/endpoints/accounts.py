@@ -1,4 +1,4 @@
-"""Organizations, microfactory sites and logistics partners (operators only), API keys, and whoami."""
+"""Organizations and logistics partners (operators only), API keys, and whoami. Sites: ``sites.py``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from services.accounts.repository import AccountT
 from services.api.deps import Accounts, Admin, AnyRole
 from services.api.endpoints import error_responses
 from services.api.schemas import AccountIn, AccountOut, IssuedKeyOut, KeyIn, KeyOut, MeOut
-from services.factories.models import Site
 
 router = APIRouter()
 
@@ -31,7 +30,6 @@ def _account_routes(kind: type[AccountT], path: str, label: str) -> None:
 
 
 _account_routes(Organization, "/organizations", "customer organization")
-_account_routes(Site, "/sites", "microfactory site")
 _account_routes(Partner, "/partners", "logistics partner")
 
 
