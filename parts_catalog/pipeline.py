@@ -14,9 +14,7 @@ from parts_catalog.formats import ModelFormat
 from parts_catalog.geometry import MeshLimits, Unit, Verdict, check_model, load_model
 from parts_catalog.orientation import apply_orientation, choose_orientation
 from parts_catalog.repair import repair
-
-REPAIRED_FORMAT = ModelFormat.STL_BINARY
-REPAIRED_UNIT = Unit.MILLIMETER
+from parts_catalog.reports import REPAIRED_FORMAT, REPAIRED_UNIT
 
 
 @dataclass(frozen=True, slots=True)

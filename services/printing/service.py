@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from parts_catalog.models import PartRevision, RevisionStatus
-from parts_catalog.pipeline import REPAIRED_FORMAT, REPAIRED_UNIT
+from parts_catalog.reports import REPAIRED_FORMAT, REPAIRED_UNIT
 from parts_catalog.service import CatalogService, IncomingModel
 from parts_catalog.sqltypes import utcnow
 from services.errors import Conflict, NotFound
