@@ -44,3 +44,11 @@ def test_libraries_do_not_import_the_platform() -> None:
                 if is_import and words[1].split(".")[0] in BANNED_IN_LIBRARIES:
                     offenders.append(f"{path.relative_to(ROOT)}: {line.strip()}")
     assert offenders == []
+
+
+def test_the_api_process_does_not_import_mesh_code() -> None:
+    # Heavy geometry belongs to workers; the API imports none of it (memory, start-up, event loop).
+    probe = "import sys, services.api.app; print(sorted({'trimesh', 'numpy', 'scipy'} & set(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
