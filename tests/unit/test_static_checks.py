@@ -49,6 +49,8 @@ def test_libraries_do_not_import_the_platform() -> None:
 def test_the_api_process_does_not_import_mesh_code() -> None:
     # Heavy geometry belongs to workers; the API imports none of it (memory, start-up, event loop).
     probe = "import sys, services.api.app; print(sorted({'trimesh', 'numpy', 'scipy'} & set(sys.modules)))"
-    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
