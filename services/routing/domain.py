@@ -72,7 +72,8 @@ MATERIAL_CHANGEOVER = timedelta(minutes=30)
 VALUE_OF_HOUR = 1.0
 # Rejections listed per decision: the nearest few explain "why not the site next door"; more is noise.
 REJECTION_LIMIT = 10
-# Sites quoted after the bound shows none can meet the SLA, while looking for the earliest late delivery.
+# Sites visited after the bound shows none farther can meet the SLA, while looking for the earliest late
+# deliveries: without a cap an unachievable demand would scan every site within the courier's reach.
 LATE_SEARCH_MAX_SITES = 100
 # Above this many time zones the global bound skips the cut-off term (it costs one look-up per zone).
 _ZONE_CUTOFFS_LIMIT = 64
@@ -126,6 +127,7 @@ class WeeklyHours:
     days: tuple[tuple[Window, ...], ...]
     _zone: ZoneInfo = field(init=False, repr=False, compare=False)
     _always: bool = field(init=False, repr=False, compare=False)
+    # A memo of derived values, not state: equality, hashing and every answer ignore it.
     _utc_days: dict[date, tuple[Interval, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -257,8 +259,11 @@ class CourierCutoffs:
             current = day + offset * _DAY
             pickups = self._utc_days.get(current)
             if pickups is None:
+                # sorted(): a cut-off inside a DST gap maps past the next one (see _local_to_utc).
                 pickups = tuple(
-                    _local_to_utc(current, cutoff, self._zone) for cutoff in self.days[current.weekday()]
+                    sorted(
+                        _local_to_utc(current, cutoff, self._zone) for cutoff in self.days[current.weekday()]
+                    )
                 )
                 if len(self._utc_days) >= _CALENDAR_MEMO_DAYS:
                     self._utc_days.clear()
@@ -328,7 +333,7 @@ def _check_size(name: str, size: Size) -> None:
         raise ValueError(f"{name} must be three positive lengths in mm, got {size!r}")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PrinterState:
     """A printer and its busy intervals: sorted, non-overlapping, half-open ``[start, end)``."""
 
@@ -359,7 +364,7 @@ class SiteStatus(StrEnum):
     OFFLINE = "offline"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SiteState:
     """A microfactory as routing sees it. ``qualified_revisions`` None: no qualification gate."""
 
@@ -382,7 +387,7 @@ class SiteState:
             raise ValueError(f"site {self.site_id}: printer ids must be unique")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Demand:
     """What to make, how many, where to and by when.
 
@@ -399,8 +404,8 @@ class Demand:
     destination: GeoPoint
     need_by: datetime
     now: datetime
-    print_minutes: Mapping[str, float]
     service_levels: tuple[str, ...] = ("express", "standard")
+    print_minutes: Mapping[str, float]
 
     def __post_init__(self) -> None:
         _require_aware("need_by", self.need_by)
@@ -686,11 +691,18 @@ class SiteIndex:
         # _rules[field, level, site], fields as in _RULE_FIELDS. A level a site does not offer (or a site
         # that is not online) has reach -1, so no distance passes; its other fields stay 0.
         entries = [
-            (self._level_rows[rule.level], i, rule.fixed_hours, 1 / rule.speed_kmh, rule.fixed_cost,
-             rule.cost_per_km, math.inf if rule.max_km is None else rule.max_km)
+            (
+                self._level_rows[rule.level],
+                i,
+                rule.fixed_hours,
+                1 / rule.speed_kmh,
+                rule.fixed_cost,
+                rule.cost_per_km,
+                math.inf if rule.max_km is None else rule.max_km,
+            )
             for i in online
             for rule in self._sites[i].transit.rules
-        ]  # fmt: skip
+        ]
         self._rules = np.zeros((len(_RULE_FIELDS), len(levels), count))
         self._rules[_REACH] = -1.0
         if entries:
@@ -742,50 +754,59 @@ class SiteIndex:
         """Feed ``search`` the sites that could enter its decision, nearest first, until none farther can.
 
         Per chunk of neighbours, two vectorised lower bounds on (delivery, cost) per service level: the
-        global one (every farther site) decides where to stop; the per-site one (its own courier and
-        calendar) which sites to visit. Both use the thresholds at the start of the chunk, which only
-        tighten while it is visited, so they never drop a site the final decision would contain.
+        global one (any site that far or farther) says where to stop, the per-site one (its own couriers
+        and calendar) which sites to visit. The arrays use the thresholds at the start of the chunk, which
+        only tighten as sites are visited, so they never drop a site the decision would contain; the global
+        bound is checked again with the current thresholds before each visit, to stop as early as possible.
         """
         demand = search.demand
         rows = np.array(
             [self._level_rows[level] for level in demand.service_levels if level in self._level_rows], np.intp
         )
-        extremes = self._extremes[:, rows, np.newaxis]  # (field, level, 1): broadcast over a chunk
+        extremes = self._extremes[:, rows, np.newaxis]  # (field, level, 1): broadcasts over a chunk
         printing = demand.quantity * min(demand.print_minutes.values(), default=0.0)
         ready = demand.now + timedelta(minutes=printing + self._min_post_minutes)
         earliest_pickup = min((c.next_pickup(ready) for c in self._zone_cutoffs), default=ready).timestamp()
         pickups = np.full(len(self._calendars), np.nan)  # per calendar, filled on first use
         for positions, index_km in self._sphere.nearest_chunks(demand.destination):
             km = np.maximum(index_km - _BOUND_SLACK_KM, 0.0)
-            # Global bound: where to stop (the first site whose bound fails; farther ones fail too).
-            delivery = earliest_pickup + _transit_seconds(extremes, km)
-            passes = (km <= extremes[_REACH]) & search.could_enter(delivery, extremes, km)
-            enter = passes.any(axis=0)
+            # Global bound (level x site): the first site that fails it ends the search.
+            reach = km <= extremes[_REACH]
+            delivery, cost = earliest_pickup + _transit_seconds(extremes, km), _cost(extremes, km)
+            enter = (reach & search.could_enter(delivery, cost)).any(axis=0)
             stop = len(km) if enter.all() else int(np.argmin(enter))
             if not (search.on_time or search.late):  # the nearest few explain a failure (see below)
                 stop = max(stop, min(len(km), REJECTION_LIMIT - search.evaluated))
-            maybe_on_time = ((km <= extremes[_REACH]) & (delivery <= search.need_ts)).any(axis=0)
+            late_only = ~(reach & (delivery <= search.need_ts)).any(axis=0)
             # Per-site bound: which of the sites before the stop to visit.
             positions, km = positions[:stop], km[:stop]
             calendar = self._calendar[positions]
             for c in np.unique(calendar[np.isnan(pickups[calendar])]).tolist():
                 pickups[c] = self._calendars[c].next_pickup(ready).timestamp()
             rules = self._rules[:, rows[:, np.newaxis], positions]  # (field, level, site)
-            delivery = pickups[calendar] + _transit_seconds(rules, km)
-            worth = ((km <= rules[_REACH]) & search.could_enter(delivery, rules, km)).any(axis=0)
-            for position, visit, late_only in zip(
-                positions.tolist(), worth.tolist(), (~maybe_on_time[:stop]).tolist(), strict=True
-            ):
-                site = self._sites[position]
-                # Until something quotes, the nearest few are visited anyway: their rejections explain why.
-                explaining = not (search.on_time or search.late) and search.evaluated < REJECTION_LIMIT
-                if not (visit or explaining) or site.site_id in exclude:
-                    continue
-                if late_only and not explaining:
-                    if search.late_only_visits >= LATE_SEARCH_MAX_SITES:
+            site_delivery = pickups[calendar] + _transit_seconds(rules, km)
+            worth = ((km <= rules[_REACH]) & search.could_enter(site_delivery, _cost(rules, km))).any(axis=0)
+            # Until something quotes, the nearest few are visited anyway: their rejections explain why.
+            candidates = worth.copy()
+            if not (search.on_time or search.late):
+                candidates[: max(0, REJECTION_LIMIT - search.evaluated)] = True
+            for j in np.flatnonzero(candidates).tolist():
+                site = self._sites[positions[j]]
+                if search.on_time or search.late or search.evaluated >= REJECTION_LIMIT:  # not explaining
+                    if not worth[j]:
+                        continue
+                    # The global bound with the thresholds as they are now: stop as soon as it fails.
+                    farther = zip(
+                        reach[:, j].tolist(), delivery[:, j].tolist(), cost[:, j].tolist(), strict=True
+                    )
+                    if not any(passes and search.may_enter(at, price) for passes, at, price in farther):
                         return
-                    search.late_only_visits += 1
-                search.visit(site, haversine_km(demand.destination, site.location), prune=True)
+                    if late_only[j]:
+                        if search.late_only_visits >= LATE_SEARCH_MAX_SITES:
+                            return
+                        search.late_only_visits += 1
+                if site.site_id not in exclude:
+                    search.visit(site, haversine_km(demand.destination, site.location), prune=True)
             if stop < len(enter):
                 return
 
@@ -796,10 +817,14 @@ _RULE_FIELDS = (_FIXED_HOURS, _HOURS_PER_KM, _FIXED_COST, _COST_PER_KM, _REACH) 
 
 def _transit_seconds(rules: npt.NDArray[np.float64], km: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """A lower bound on transit seconds (level x site); the slack absorbs microsecond rounding."""
-    seconds: npt.NDArray[np.float64] = (
-        rules[_FIXED_HOURS] + km * rules[_HOURS_PER_KM]
-    ) * 3600 - _BOUND_SLACK_S
-    return seconds
+    seconds: npt.NDArray[np.float64] = (rules[_FIXED_HOURS] + km * rules[_HOURS_PER_KM]) * 3600
+    return seconds - _BOUND_SLACK_S
+
+
+def _cost(rules: npt.NDArray[np.float64], km: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """A lower bound on courier cost (level x site)."""
+    cost: npt.NDArray[np.float64] = rules[_FIXED_COST] + km * rules[_COST_PER_KM]
+    return cost
 
 
 class _Search:
@@ -830,12 +855,11 @@ class _Search:
         )
 
     def could_enter(
-        self, delivery: npt.NDArray[np.float64], rules: npt.NDArray[np.float64], km: npt.NDArray[np.float64]
+        self, delivery: npt.NDArray[np.float64], cost: npt.NDArray[np.float64]
     ) -> npt.NDArray[np.bool_]:
-        """``may_enter`` over arrays of delivery bounds, with cost bounds from ``rules`` and ``km``."""
+        """``may_enter`` over arrays of delivery (timestamp) and cost bounds."""
         on_time: npt.NDArray[np.bool_] = delivery <= self.need_ts
         if len(self.on_time) >= self.keep:
-            cost: npt.NDArray[np.float64] = rules[_FIXED_COST] + km * rules[_COST_PER_KM]
             return on_time & (
                 cost + self.value_of_hour * (delivery - self.now_ts) / 3600 <= self.on_time[-1][0][1]
             )
@@ -968,7 +992,12 @@ def route(
 
     Returns:
         The decision. ``best`` None with ``earliest`` set means the SLA is unachievable.
+
+    Raises:
+        ValueError: a negative ``max_alternatives`` or ``value_of_hour``.
     """
+    if max_alternatives < 0 or value_of_hour < 0:
+        raise ValueError("max_alternatives and value_of_hour must be >= 0")
     search = _Search(demand, keep=1 + max_alternatives, value_of_hour=value_of_hour)
     if isinstance(sites, SiteIndex):
         sites._search(search, exclude)

@@ -289,7 +289,8 @@ class _Model:
     var_cost: FloatArray
     var_finish: FloatArray
     var_row_lo: IntArray  # the capacity rows [lo, hi) a variable loads: its bucket and every later one
-    var_row_hi: IntArray
+    var_row_hi: IntArray  # (hi: one past the printer's last row)
+    var_row_first: IntArray  # the printer's first row
     job_vars: tuple[IntArray, ...]  # each job's variables by increasing cost
     _matrix: list[csr_matrix] = field(default_factory=list, repr=False, compare=False)  # built once, lazily
 
@@ -388,6 +389,7 @@ def _compile(problem: Problem) -> _Model:
         var_finish=var_finish,
         var_row_lo=row_start[var_printer] + var_bucket,
         var_row_hi=row_start[var_printer] + counts[var_printer],
+        var_row_first=row_start[var_printer],
         job_vars=job_vars,
     )
 
@@ -433,11 +435,15 @@ class _Search:
         self.model = model
         self.penalty = model.penalty
         self.slack: list[float] = model.rhs.tolist()
+        # room[r]: the least slack over row r and the later rows of its printer, i.e. the most print hours
+        # that fit in bucket r's position. A variable fits iff room[its first row] >= its hours: one lookup.
+        self.room: list[float] = list(self.slack)
         self.choice: list[int] = [-1] * model.n_jobs
         self.hours: list[float] = model.var_hours.tolist()
         self.cost: list[float] = model.var_cost.tolist()
         self.lo: list[int] = model.var_row_lo.tolist()
         self.hi: list[int] = model.var_row_hi.tolist()
+        self.first: list[int] = model.var_row_first.tolist()
         self.job: list[int] = model.var_job.tolist()
         self.printer: list[int] = model.var_printer.tolist()
         self.job_vars: list[list[int]] = [vs.tolist() for vs in model.job_vars]
@@ -447,17 +453,27 @@ class _Search:
         self.on_printer: list[set[int]] = [set() for _ in model.printer_ids]
         self.unplaced: set[int] = {j for j in range(model.n_jobs) if self.job_vars[j]}
         self.total = self.penalty * model.n_jobs
+        for v in {self.first[v]: v for v in range(len(self.hours))}.values():
+            self._refresh(v)
+
+    def _refresh(self, v: int) -> None:
+        """Recompute ``room`` over the rows of v's printer after its slack changed."""
+        slack, room = self.slack, self.room
+        least = math.inf
+        for r in range(self.hi[v] - 1, self.first[v] - 1, -1):
+            if slack[r] < least:
+                least = slack[r]
+            room[r] = least
 
     def fits(self, v: int) -> bool:
-        need = self.hours[v] - TOLERANCE_HOURS
-        slack = self.slack
-        return all(slack[r] >= need for r in range(self.lo[v], self.hi[v]))
+        return self.room[self.lo[v]] >= self.hours[v] - TOLERANCE_HOURS
 
     def place(self, v: int) -> None:
         hours = self.hours[v]
         slack = self.slack
         for r in range(self.lo[v], self.hi[v]):
             slack[r] -= hours
+        self._refresh(v)
         j = self.job[v]
         self.choice[j] = v
         self.on_printer[self.printer[v]].add(j)
@@ -472,6 +488,7 @@ class _Search:
             slack = self.slack
             for r in range(self.lo[v], self.hi[v]):
                 slack[r] += hours
+            self._refresh(v)
             self.choice[j] = -1
             self.on_printer[self.printer[v]].discard(j)
             self.unplaced.add(j)
@@ -487,8 +504,9 @@ class _Search:
 
     def insert(self, j: int, order: list[list[int]] | None = None) -> bool:
         """Place an unplaced job in the first variable that fits, cheapest first (or in ``order``)."""
+        room, lo, hours = self.room, self.lo, self.hours
         for v in (order or self.job_vars)[j]:
-            if self.fits(v):
+            if room[lo[v]] >= hours[v] - TOLERANCE_HOURS:
                 self.place(v)
                 return True
         return False
@@ -499,7 +517,7 @@ class _Search:
         best = -1
         best_left = math.inf
         for v in self.job_vars[j]:
-            if self.fits(v):
+            if self.room[self.lo[v]] >= self.hours[v] - TOLERANCE_HOURS:
                 left = self.slack[self.hi[v] - 1] - self.hours[v]
                 if left < best_left - TOLERANCE_HOURS:
                     best, best_left = v, left
@@ -734,12 +752,14 @@ def _eject_passes(search: _Search, deadline: float, rng: random.Random) -> None:
 # Local search tuning, set on the benchmark instances (tests/benchmarks/bench_optimizer.py); within the
 # ranges tried (ruin 2-4 printers, pack share 0-0.5, priced share 0-1, eject share 0-0.5, 1-3 cycles) the
 # results moved by less than their run-to-run noise, except where noted.
-_RUIN_PRINTERS = 2  # printers emptied per round: 3-4 make rounds slower and less often kept
+_RUIN_PRINTERS = 2  # printers emptied per round: 3-4 did no better, and their rounds cost more
 _AIM_AT_UNPLACED = 0.7  # share of rounds aimed at an unplaced job while there is one
 _PACK_SHARE = 0.3  # rounds that re-insert tightest-first: 0 places 2-5 jobs fewer, 0.5 costs ~2 % more
 _PRICED_SHARE = 0.5  # of the other rounds, those that insert by LP reduced cost
 _EJECT_SHARE = 0.3  # of each cycle, the time for ejection passes: they cut the cost ~5 % at 1,000 jobs
-_CYCLES = 3  # ruin-and-recreate then ejections, three times: uses the whole budget on small models too
+# Ruin-and-recreate then ejection passes, three times: passes that stop early (nothing left to eject) hand
+# their time to the next cycle, so small models still use most of the budget.
+_CYCLES = 3
 _DEADLINE_EVERY = 16  # rounds between clock reads (a round takes ~0.05-0.3 ms)
 
 

@@ -72,13 +72,20 @@ def courier_offers(rng: random.Random) -> list[TransitModel]:
     offers = []
     for _ in range(6):
         express = TransitRule(
-            "express", fixed_hours=rng.uniform(10, 14), speed_kmh=rng.uniform(70, 90),
-            max_km=rng.uniform(700, 1200), fixed_cost=rng.uniform(15, 25), cost_per_km=rng.uniform(0.3, 0.6),
-        )  # fmt: skip
+            "express",
+            fixed_hours=rng.uniform(10, 14),
+            speed_kmh=rng.uniform(70, 90),
+            max_km=rng.uniform(700, 1200),
+            fixed_cost=rng.uniform(15, 25),
+            cost_per_km=rng.uniform(0.3, 0.6),
+        )
         standard = TransitRule(
-            "standard", fixed_hours=rng.uniform(20, 28), speed_kmh=rng.uniform(50, 70),
-            fixed_cost=rng.uniform(6, 10), cost_per_km=rng.uniform(0.08, 0.2),
-        )  # fmt: skip
+            "standard",
+            fixed_hours=rng.uniform(20, 28),
+            speed_kmh=rng.uniform(50, 70),
+            fixed_cost=rng.uniform(6, 10),
+            cost_per_km=rng.uniform(0.08, 0.2),
+        )
         offers.append(TransitModel((express, standard)))
     return offers
 
@@ -103,9 +110,14 @@ def make_printer(rng: random.Random, printer_id: str) -> PrinterState:
         cursor = start + timedelta(hours=rng.uniform(1, 20))
         reservations.append((start, cursor))
     return PrinterState(
-        printer_id, process, frozenset({rng.choice(MATERIALS[process])}), supported,
-        rng.choice(VOLUMES[process]), rng.choice(PROFILES[process]), tuple(reservations),
-    )  # fmt: skip
+        printer_id=printer_id,
+        process=process,
+        materials_loaded=frozenset({rng.choice(MATERIALS[process])}),
+        materials_supported=supported,
+        build_volume_mm=rng.choice(VOLUMES[process]),
+        profile_key=rng.choice(PROFILES[process]),
+        reservations=tuple(reservations),
+    )
 
 
 def make_site(rng: random.Random, index: int, offers: list[TransitModel]) -> SiteState:

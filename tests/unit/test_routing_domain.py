@@ -60,9 +60,14 @@ def make_printer(
     reservations: tuple[tuple[datetime, datetime], ...] = (),
 ) -> PrinterState:
     return PrinterState(
-        printer_id, process, frozenset(loaded), frozenset(supported) | frozenset(loaded), volume, profile,
-        reservations,
-    )  # fmt: skip
+        printer_id=printer_id,
+        process=process,
+        materials_loaded=frozenset(loaded),
+        materials_supported=frozenset(supported) | frozenset(loaded),
+        build_volume_mm=volume,
+        profile_key=profile,
+        reservations=reservations,
+    )
 
 
 def make_site(
@@ -464,6 +469,19 @@ def test_site_index_quotes_only_the_neighbourhood_and_agrees_with_brute_force() 
     assert fast.sites_quoted < 10 < len(grid) == slow.sites_quoted
 
 
+def test_site_index_finds_a_far_site_whose_fast_courier_beats_near_slow_ones() -> None:
+    # More near sites than the index's first chunk of neighbours, so that the global bound decides.
+    slow = (TransitRule("standard", fixed_hours=10, speed_kmh=30),)
+    fast = (TransitRule("standard", fixed_hours=2, speed_kmh=120),)
+    near = [make_site(f"near{i}", location=GeoPoint(52.5 + 0.02 * i, 13.4), rules=slow) for i in range(20)]
+    far = make_site("far", location=MUNICH, rules=fast)  # ~505 km: 2 + 4.2 h against 10 h and more
+    demand = make_demand(need_by=utc("2024-06-03T07:00"), levels=("standard",))  # unachievable
+    for where in (SiteIndex([*near, far]), [*near, far]):
+        decision = route(demand, where, accept_late=True)
+        assert decision.best is not None
+        assert decision.best.site_id == "far"
+
+
 def test_site_index_rejects_duplicate_ids_and_handles_no_sites() -> None:
     with pytest.raises(ValueError, match="unique"):
         SiteIndex([make_site("a"), make_site("a")])
@@ -592,7 +610,7 @@ def test_breakdown_adds_up_and_slots_are_sound(
 
 @PROPERTY_SETTINGS
 @given(
-    worlds(min_sites=5, max_sites=30),
+    worlds(min_sites=12, max_sites=40),  # often past the index's first chunk of 16 neighbours
     st.booleans(),
     st.integers(0, 3),
     st.sets(st.sampled_from(["s00", "s01", "s02"])),
