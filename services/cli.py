@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from parts_catalog.units import Unit
 from services.accounts.models import Organization, Partner, Role
@@ -85,13 +86,18 @@ def db_upgrade(data_dir: DataDir = None) -> None:
     typer.echo("database is up to date")
 
 
-async def _with_accounts(settings: Settings, action: Callable[[AccountsService], Awaitable[T]]) -> T:
+async def _in_transaction(settings: Settings, action: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run one command's database work as one unit of work on its own short-lived engine."""
     engine = create_engine(settings.resolved_database_url)
     try:
         async with transaction(session_factory(engine)) as session:
-            return await action(AccountsService(session))
+            return await action(session)
     finally:
         await engine.dispose()
+
+
+async def _with_accounts(settings: Settings, action: Callable[[AccountsService], Awaitable[T]]) -> T:
+    return await _in_transaction(settings, lambda session: action(AccountsService(session)))
 
 
 @accounts_app.command("create")
@@ -133,16 +139,8 @@ def sites_import(
         raise typer.Exit(2) from exc
     settings = _settings(data_dir)
 
-    async def apply() -> tuple[list[str], list[str]]:
-        engine = create_engine(settings.resolved_database_url)
-        try:
-            async with transaction(session_factory(engine)) as session:
-                result = await SiteRegistry(session).import_sites(specs)
-        finally:
-            await engine.dispose()
-        return result.created, result.updated
-
-    created, updated = _run(apply())
+    result = _run(_in_transaction(settings, lambda session: SiteRegistry(session).import_sites(specs)))
+    created, updated = result.created, result.updated
     typer.echo(f"{len(created)} sites created, {len(updated)} updated")
 
 

@@ -87,9 +87,7 @@ class PrintingService:
 
     async def create_job(self, revision_id: uuid.UUID, printer: PrinterSpec) -> PrintJob:
         """A print job for a revision on a printer; it is prepared as soon as the revision is checked."""
-        revision = await self.catalog.repo.revision(revision_id)
-        if revision is None:
-            raise NotFound("no such revision", code="revision_not_found")
+        await self.catalog.revision(revision_id)  # raises RevisionNotFound (404)
         job = PrintJob(revision_id=revision_id, printer=printer.model_dump(mode="json"))
         self.session.add(job)
         await self.session.flush()
