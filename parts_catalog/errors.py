@@ -4,6 +4,8 @@ CatalogError
 ├── PartNotFound          (not_found)   also raised for parts of another organization
 ├── RevisionNotFound      (not_found)
 ├── PartNumberTaken       (conflict)
+├── RevisionNotReady      (conflict)    its geometry check has not finished
+├── NotPrintable          (invalid)     no revision passed the geometry check
 └── InvalidCursor         (invalid)
 
 Problems with an uploaded file itself are ``parts_catalog.formats.ModelFileError``.
@@ -45,6 +47,16 @@ class RevisionNotFound(CatalogError):
 class PartNumberTaken(CatalogError):
     code = "part_number_taken"
     kind = ErrorKind.CONFLICT
+
+
+class RevisionNotReady(CatalogError):
+    code = "revision_not_ready"
+    kind = ErrorKind.CONFLICT
+
+
+class NotPrintable(CatalogError):
+    code = "not_printable"
+    kind = ErrorKind.INVALID
 
 
 class InvalidCursor(CatalogError):

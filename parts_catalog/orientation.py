@@ -46,9 +46,6 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.spatial import ConvexHull, QhullError  # type: ignore[import-untyped]
 
-# Part of the slice cache key of a print job: bump whenever a change here can change a chosen orientation.
-ORIENTATION_VERSION = 1
-
 OVERHANG_WEIGHT = 2.0  # see the module docstring
 CONTACT_WEIGHT = 0.5
 # A face this close above the lowest point is squashed onto the bed by the first layer (a quarter of a

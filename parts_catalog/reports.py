@@ -8,3 +8,6 @@ REPORT_VERSION = 1
 # A repaired model is always stored as a binary STL in millimetres, whatever the upload was.
 REPAIRED_FORMAT = ModelFormat.STL_BINARY
 REPAIRED_UNIT = Unit.MILLIMETER
+# Part of the slice cache key of a print job: bump whenever a change in ``parts_catalog.orientation`` can
+# change a chosen orientation. Here so that routing can compute cache keys without importing mesh code.
+ORIENTATION_VERSION = 1

@@ -44,6 +44,10 @@ class CatalogRepository:
             query = query.with_for_update()
         return (await self.session.exec(query)).first()
 
+    async def part_by_number(self, organization_id: uuid.UUID, part_number: str) -> Part | None:
+        query = select(Part).where(Part.organization_id == organization_id, Part.part_number == part_number)
+        return (await self.session.exec(query)).first()
+
     async def part_number_taken(self, organization_id: uuid.UUID, part_number: str) -> bool:
         query = select(Part.id).where(
             Part.organization_id == organization_id, Part.part_number == part_number
@@ -120,6 +124,14 @@ class CatalogRepository:
             ),
         )
         return {rev.part_id: rev for rev in (await self.session.exec(query)).all()}
+
+    async def newest_revision(
+        self, part_id: uuid.UUID, status: RevisionStatus | None = None
+    ) -> PartRevision | None:
+        query = select(PartRevision).where(PartRevision.part_id == part_id)
+        if status is not None:
+            query = query.where(PartRevision.status == status)
+        return (await self.session.exec(query.order_by(col(PartRevision.number).desc()).limit(1))).first()
 
     async def next_revision_number(self, part_id: uuid.UUID) -> int:
         query = select(sa.func.max(PartRevision.number)).where(PartRevision.part_id == part_id)

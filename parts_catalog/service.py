@@ -21,7 +21,14 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from parts_catalog.errors import InvalidCursor, PartNotFound, PartNumberTaken, RevisionNotFound
+from parts_catalog.errors import (
+    InvalidCursor,
+    NotPrintable,
+    PartNotFound,
+    PartNumberTaken,
+    RevisionNotFound,
+    RevisionNotReady,
+)
 from parts_catalog.formats import ArchiveLimits, detect_model_format
 from parts_catalog.models import Part, PartRevision, RevisionStatus
 from parts_catalog.reports import REPORT_VERSION
@@ -256,6 +263,48 @@ class CatalogService:
         self, *, changed_before: datetime, limit: int = 500
     ) -> Sequence[uuid.UUID]:
         return await self.repo.revisions_awaiting_check(changed_before=changed_before, limit=limit)
+
+    async def printable_revision(
+        self,
+        organization_id: uuid.UUID,
+        *,
+        part_number: str | None = None,
+        revision_id: uuid.UUID | None = None,
+    ) -> tuple[Part, PartRevision]:
+        """The revision an order prints: the one named, or the part's newest that passed the geometry check.
+
+        Raises:
+            PartNotFound, RevisionNotFound: unknown, or another organization's.
+            RevisionNotReady: the named revision (or the part's only ones) are still being checked.
+            NotPrintable: the named revision, or every revision of the part, was rejected.
+        """
+        if revision_id is not None:
+            revision = await self.repo.revision(revision_id)
+            part = (
+                await self.repo.get_part(revision.part_id, visible_to=organization_id) if revision else None
+            )
+            if revision is None or part is None:
+                raise RevisionNotFound("no such revision", {"revision_id": str(revision_id)})
+        else:
+            assert part_number is not None
+            part = await self.repo.part_by_number(organization_id, part_number)
+            if part is None:
+                raise PartNotFound("no such part", {"part_number": part_number})
+            revision = await self.repo.newest_revision(part.id, RevisionStatus.READY)
+            revision = revision or await self.repo.newest_revision(part.id)
+            if revision is None:
+                raise NotPrintable("the part has no model yet", {"part_number": part_number})
+        if revision.status is RevisionStatus.REJECTED:
+            raise NotPrintable(
+                "the model was rejected by the geometry check",
+                {"revision_id": str(revision.id), "reasons": (revision.geometry_report or {}).get("reasons")},
+            )
+        if revision.status is not RevisionStatus.READY:
+            raise RevisionNotReady(
+                "the model is still being checked; order again in a minute",
+                {"revision_id": str(revision.id), "status": revision.status.value},
+            )
+        return part, revision
 
     async def revision(self, revision_id: uuid.UUID) -> PartRevision:
         """A revision by id, whoever owns it (workers; never an API caller)."""

@@ -88,6 +88,29 @@ class Settings(BaseSettings):
     orphan_blob_grace_seconds: int = Field(
         default=3600, ge=0, description="Unreferenced blobs younger than this are kept (uploads in flight)."
     )
+    idempotency_retention_hours: int = Field(
+        default=48, ge=24, le=24 * 30, description="How long an Idempotency-Key and its answer are kept."
+    )
+    idempotency_lock_timeout_s: float = Field(
+        default=60.0, gt=0, description="A key whose first request has not answered by then may be retried."
+    )
+    routing_snapshot_max_age_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="How long a process routes on its snapshot of reservations before reloading. Only a "
+        "first guess: the chosen sites are always re-read under lock.",
+    )
+    watchdog_interval_minutes: int = Field(
+        default=5, ge=1, le=60, description="How often the SLA watchdog checks unstarted orders."
+    )
+    reoptimize_interval_minutes: int = Field(
+        default=15, ge=1, le=24 * 60, description="How often the batch re-optimiser runs."
+    )
+    reoptimize_min_gain: float = Field(
+        default=5.0,
+        ge=0,
+        description="What a move must save (courier cost units; an hour late costs 1) to be worth the churn.",
+    )
     log_level: str = "INFO"
 
     @cached_property

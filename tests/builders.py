@@ -13,6 +13,7 @@ from services.accounts.service import AccountsService
 from services.config import Settings
 from services.db import create_engine, session_factory, transaction
 from services.demo.meshes import DEMO_PARTS, export_model
+from tests.workers import run_worker_until_idle
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -173,3 +174,76 @@ async def make_print_job(
     response = await client.post("/print-jobs", json=body, headers=bearer(admin))
     assert response.status_code == 202, response.text
     return dict(response.json())
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# Sites that work around the clock with an evening courier pickup every day: promises in tests then do not
+# depend on the weekday the suite runs on.
+ALWAYS_OPEN = {day: [{"open": "00:00", "close": "00:00"}] for day in WEEKDAYS}
+DAILY_PICKUP = {day: "18:00" for day in WEEKDAYS}
+HAMBURG = (53.5511, 9.9937)
+BREMEN = (53.0793, 8.8017)
+MUNICH = (48.1351, 11.5820)
+
+
+def factory_body(slug: str, at: tuple[float, float], **overrides: Any) -> dict[str, Any]:
+    """A round-the-clock FDM site at ``at`` (lat, lon), one printer with PETG loaded."""
+    return site_body(
+        slug,
+        latitude=at[0],
+        longitude=at[1],
+        timezone="UTC",
+        opening_hours=ALWAYS_OPEN,
+        courier_cutoffs=DAILY_PICKUP,
+        **overrides,
+    )
+
+
+async def make_factory(
+    client: httpx.AsyncClient, admin: str, slug: str, at: tuple[float, float], **overrides: Any
+) -> dict[str, Any]:
+    response = await client.post("/sites", json=factory_body(slug, at, **overrides), headers=bearer(admin))
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def make_orderable_part(
+    client: httpx.AsyncClient, admin: str, settings: Settings, *, organization_id: str, part_number: str
+) -> dict[str, Any]:
+    """A part whose model passed the geometry check (the real worker runs it)."""
+    part = await make_part(client, admin, organization_id=organization_id, part_number=part_number)
+    response = await upload(client, admin, part["id"], model_bytes())
+    assert response.status_code == 202, response.text
+    await run_worker_until_idle(settings)
+    revision = await client.get(
+        f"/parts/{part['id']}/revisions/{response.json()['id']}", headers=bearer(admin)
+    )
+    assert revision.json()["status"] == "ready", revision.text
+    return part
+
+
+def order_body(part_number: str, at: tuple[float, float] = HAMBURG, **overrides: Any) -> dict[str, Any]:
+    return {
+        "part_number": part_number,
+        "quantity": 1,
+        "destination": {
+            "latitude": at[0],
+            "longitude": at[1],
+            "address": {
+                "lines": ["Werkstrasse 1"],
+                "city": "Hamburg",
+                "postal_code": "20095",
+                "country": "DE",
+            },
+            "contact": {"name": "Ada Field", "phone": "+49 40 123456", "email": "ada@example.com"},
+        },
+        "sla": "48h",
+        **overrides,
+    }
+
+
+async def place_order(
+    client: httpx.AsyncClient, token: str, body: dict[str, Any], key: str | None = None
+) -> httpx.Response:
+    headers = {**bearer(token), "Idempotency-Key": key or str(uuid.uuid4())}
+    return await client.post("/orders", json=body, headers=headers)

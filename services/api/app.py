@@ -7,8 +7,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from services.api.endpoints import accounts, health, parts, print_jobs, sites
+from services.api.endpoints import accounts, health, orders, parts, print_jobs, sites
 from services.api.errors import install_error_handlers
+from services.api.idempotency import IdempotentReplay, replay_response
 from services.api.resources import AppResources
 from services.config import Settings
 
@@ -17,7 +18,12 @@ Spareflow prints spare parts on demand at the nearest microfactory that meets th
 
 Authenticate with `Authorization: Bearer <API key>`. Every error is
 `{"error": {"code": "...", "message": "...", "details": ...}}`; branch on `code`.
-A technician's key sees its own organization's parts only; anything else answers 404.
+A technician's key sees its own organization's parts and orders only; anything else answers 404.
+
+`POST /orders` requires an `Idempotency-Key` header, as in the IETF Idempotency-Key draft: the same key
+and body within 48 hours replays the stored answer (`Idempotent-Replayed: true`), the same key with a
+different body answers 422 `idempotency_key_reused`, and a retry while the first request runs answers
+409 `idempotency_key_in_flight`. A request that failed stores nothing; retry it with the same key.
 """
 
 
@@ -36,9 +42,11 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
 
     app = FastAPI(title="Spareflow", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     install_error_handlers(app)
+    app.add_exception_handler(IdempotentReplay, replay_response)
     app.include_router(health.router)
     app.include_router(accounts.router)
     app.include_router(parts.router)
+    app.include_router(orders.router)
     app.include_router(print_jobs.router)
     app.include_router(sites.router)
     return app

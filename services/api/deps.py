@@ -21,6 +21,7 @@ from services.api.uploads import receive_model_upload
 from services.db import transaction
 from services.errors import Forbidden, NotAuthenticated
 from services.factories.service import SiteRegistry
+from services.orders.service import OrderService
 from services.printing.service import PrintingService
 
 
@@ -64,6 +65,9 @@ async def authenticate(
 
 Admin = Annotated[Principal, Security(authenticate, scopes=[Role.ADMIN])]
 CatalogReader = Annotated[Principal, Security(authenticate, scopes=[Role.ADMIN, Role.TECHNICIAN])]
+# Orders are placed by an organization's technicians; operators read and steer them.
+Technician = Annotated[Principal, Security(authenticate, scopes=[Role.TECHNICIAN])]
+OrderReader = CatalogReader
 AnyRole = Annotated[Principal, Security(authenticate, scopes=list(Role))]
 
 
@@ -91,6 +95,15 @@ def get_sites(session: DbSession) -> SiteRegistry:
 
 
 Sites = Annotated[SiteRegistry, Depends(get_sites)]
+
+
+def get_orders(
+    session: DbSession, catalog: Catalog, printing: Printing, resources: Resources
+) -> OrderService:
+    return OrderService(session, catalog, printing, resources.snapshots)
+
+
+Orders = Annotated[OrderService, Depends(get_orders)]
 
 
 async def model_upload(request: Request, resources: Resources) -> AsyncIterator[IncomingModel]:

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from parts_catalog.errors import CatalogError
@@ -63,6 +64,15 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # Pool exhausted, connection lost, SQLite busy past its timeout: nothing was committed, so the client
+    # may simply retry (with the same Idempotency-Key where it sent one).
+    log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+    response = _render(503, "database_unavailable", "the database is busy or unreachable; retry shortly")
+    response.headers["Retry-After"] = "1"
+    return response
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return _render(500, "internal_error", "internal error; it has been logged")
@@ -74,4 +84,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ModelFileError, _library_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    for database_error in (sa_exc.TimeoutError, sa_exc.OperationalError, sa_exc.InterfaceError):
+        app.add_exception_handler(database_error, _database_unavailable)
     app.add_exception_handler(Exception, _unexpected)

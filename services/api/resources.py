@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
@@ -11,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from parts_catalog.storage import LocalBlobStore
 from services.config import Settings
 from services.db import SessionFactory, create_engine, session_factory
+from services.idempotency.store import IdempotencyStore
+from services.routing.snapshot import SnapshotCache
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +24,8 @@ class AppResources:
     blobs: LocalBlobStore
     # None without a Redis: work then waits for a worker's reconciler to find it.
     queue: ArqRedis | None
+    snapshots: SnapshotCache
+    idempotency: IdempotencyStore
 
     @classmethod
     async def open(cls, settings: Settings, redis_url: str | None) -> AppResources:
@@ -30,12 +35,18 @@ class AppResources:
             if redis_url
             else None
         )
+        sessions = session_factory(engine)
         return cls(
             settings=settings,
             engine=engine,
-            sessions=session_factory(engine),
+            sessions=sessions,
             blobs=LocalBlobStore(settings.resolved_blob_dir),
             queue=queue,
+            snapshots=SnapshotCache(max_age_s=settings.routing_snapshot_max_age_s),
+            idempotency=IdempotencyStore(
+                retention=timedelta(hours=settings.idempotency_retention_hours),
+                lock_timeout=timedelta(seconds=settings.idempotency_lock_timeout_s),
+            ),
         )
 
     async def close(self) -> None:

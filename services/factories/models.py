@@ -31,7 +31,8 @@ class Site(NamedAccount, table=True):
     # Sites created before the registry knew where they are start offline: they cannot be routed to.
     status: SiteStatus = Field(default=SiteStatus.OFFLINE, sa_type=StrEnumType(SiteStatus), index=True)
     qualified_revisions: list[str] | None = Field(default=None, sa_type=sa.JSON)
-    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # Indexed: routing checks max(updated_at) to see whether its snapshot of the registry is current.
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
 
 
 class Printer(SQLModel, table=True):

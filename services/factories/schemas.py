@@ -28,7 +28,8 @@ class SiteStatus(StrEnum):
 
 
 class Interval(BaseModel):
-    """Local opening and closing time on one day; closing comes after opening (end a day at 23:59)."""
+    """Local opening and closing time on one day; closing comes after opening, and a closing time of 00:00
+    is midnight at the end of the day (``00:00``-``00:00`` is open all day)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -37,7 +38,7 @@ class Interval(BaseModel):
 
     @model_validator(mode="after")
     def _ordered(self) -> Interval:
-        if self.close <= self.open:
+        if self.close <= self.open and self.close != time(0):
             raise ValueError("close must be after open")
         return self
 
@@ -135,7 +136,7 @@ class SiteIn(BaseModel):
     def _no_overlaps(cls, value: dict[Weekday, list[Interval]]) -> dict[Weekday, list[Interval]]:
         for day, intervals in value.items():
             ordered = sorted(intervals, key=lambda i: i.open)
-            if any(a.close > b.open for a, b in itertools.pairwise(ordered)):
+            if any(a.close > b.open or a.close == time(0) for a, b in itertools.pairwise(ordered)):
                 raise ValueError(f"overlapping opening hours on {day}")
             value[day] = ordered
         return value

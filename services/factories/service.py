@@ -15,6 +15,7 @@ from services.errors import Conflict, NotFound
 from services.factories.models import Printer, Site
 from services.factories.repository import SiteRepository
 from services.factories.schemas import PrinterIn, SiteIn, SiteStatus
+from services.orders.service import enqueue_site_reroute
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +83,13 @@ class SiteRegistry:
         site = await self._site(site_id)
         if spec.slug != site.slug:
             raise Conflict("a site's slug cannot change", code="slug_immutable", details={"slug": site.slug})
+        self._status_changing(site, spec.status)
         _apply(site, spec)
         return await self._replace_printers(site, spec)
 
     async def set_status(self, site_id: uuid.UUID, status: SiteStatus) -> SiteView:
         site = await self._site(site_id)
+        self._status_changing(site, status)
         site.status = status
         site.updated_at = utcnow()
         await self.session.flush()
@@ -113,6 +116,11 @@ class SiteRegistry:
                 await self.replace_site(existing.id, spec)
                 updated.append(spec.slug)
         return ImportResult(created=created, updated=updated)
+
+    def _status_changing(self, site: Site, status: SiteStatus) -> None:
+        # An offline site's unstarted orders go elsewhere; a paused one finishes what it has.
+        if status is SiteStatus.OFFLINE and site.status is not SiteStatus.OFFLINE:
+            enqueue_site_reroute(self.session, site.id)
 
     async def _site(self, site_id: uuid.UUID) -> Site:
         site = await self.repo.site(site_id)

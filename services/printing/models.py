@@ -39,6 +39,7 @@ class PrintJobStatus(StrEnum):
     WAITING_GEOMETRY = "waiting_geometry"  # the model is being checked, repaired, oriented or sliced
     READY = "ready"  # G-code and estimates stored; a factory may claim it
     FAILED = "failed"  # parked with a reason an operator can read
+    CANCELLED = "cancelled"  # its order was cancelled or moved to another printer before printing
 
 
 class PrintJob(SQLModel, table=True):

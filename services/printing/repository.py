@@ -37,6 +37,18 @@ class PrintingRepository:
         )
         return (await self.session.exec(query)).first()
 
+    async def print_seconds(self, model_sha256: str, preparation_digests: Sequence[str]) -> dict[str, float]:
+        """Print time of a model per preparation digest, from the slice cache (the newest slicing wins)."""
+        query = (
+            select(SliceArtifact.preparation_digest, SliceArtifact.print_seconds)
+            .where(
+                SliceArtifact.model_sha256 == model_sha256,
+                col(SliceArtifact.preparation_digest).in_(list(preparation_digests)),
+            )
+            .order_by(col(SliceArtifact.created_at))
+        )
+        return dict((await self.session.exec(query)).all())
+
     async def jobs_waiting_for(self, revision_id: uuid.UUID) -> Sequence[uuid.UUID]:
         query = select(PrintJob.id).where(
             PrintJob.revision_id == revision_id, PrintJob.status == PrintJobStatus.WAITING_GEOMETRY

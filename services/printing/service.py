@@ -108,6 +108,14 @@ class PrintingService:
             raise Conflict(f"print job is {view.job.status}, not ready", code="print_job_not_ready")
         return view.artifact, self.catalog.blobs.read(view.artifact.gcode_sha256)
 
+    async def cancel_job(self, job_id: uuid.UUID) -> None:
+        """Withdraw a job that has not started printing; its preparation, if running, is then discarded."""
+        job = await self.repo.job(job_id, for_update=True)
+        if job is not None and job.status in (PrintJobStatus.WAITING_GEOMETRY, PrintJobStatus.READY):
+            job.status = PrintJobStatus.CANCELLED
+            job.updated_at = utcnow()
+            await self.session.flush()
+
     async def revision_decided(self, revision_id: uuid.UUID) -> None:
         """Wake the jobs that waited for this revision's check."""
         for job_id in await self.repo.jobs_waiting_for(revision_id):

@@ -525,6 +525,12 @@ def earliest_start(
     return start
 
 
+def after_print(site: SiteState, print_end: datetime) -> tuple[datetime, datetime]:
+    """When a print that ends at ``print_end`` is ready (post-processing in opening hours) and picked up."""
+    ready_at = site.hours.add_open_minutes(print_end, site.post_processing_minutes)
+    return ready_at, site.cutoffs.next_pickup(ready_at)
+
+
 # --- routing -------------------------------------------------------------------------------------------
 
 
@@ -617,8 +623,7 @@ def _candidates(
     found: list[_Candidate] = []
     for plan in plans:
         start = earliest_start(plan.printer, site.hours, not_before=demand.now, duration=plan.duration)
-        ready_at = site.hours.add_open_minutes(start + plan.duration, site.post_processing_minutes)
-        pickup_at = site.cutoffs.next_pickup(ready_at)
+        ready_at, pickup_at = after_print(site, start + plan.duration)
         found.extend(
             _Candidate(plan, offer, start, ready_at, pickup_at, pickup_at + offer.transit) for offer in offers
         )

@@ -10,6 +10,7 @@ from arq.connections import ArqRedis
 from parts_catalog.storage import LocalBlobStore
 from services.config import Settings
 from services.db import SessionFactory, create_engine, session_factory
+from services.routing.snapshot import SnapshotCache
 from services.slicers import build_slicer_registry
 from services.workers.mesh_pool import MeshPool
 from slicer_adapters.registry import SlicerRegistry
@@ -25,6 +26,7 @@ class WorkerResources:
     queue: ArqRedis
     mesh_pool: MeshPool
     slicers: SlicerRegistry
+    snapshots: SnapshotCache
 
 
 async def on_startup(ctx: dict[str, Any]) -> None:
@@ -41,6 +43,7 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         queue=ctx["redis"],
         mesh_pool=mesh_pool,
         slicers=build_slicer_registry(settings),
+        snapshots=SnapshotCache(max_age_s=settings.routing_snapshot_max_age_s),
     )
 
 

@@ -11,7 +11,8 @@ from arq.worker import Worker, func
 from services.config import Settings
 from services.workers.context import on_shutdown, on_startup
 from services.workers.jobs.geometry import check_revision, prepare_print, reconcile
-from services.workers.jobs.maintenance import sweep_orphan_blobs
+from services.workers.jobs.maintenance import purge_idempotency_keys, sweep_orphan_blobs
+from services.workers.jobs.orders import reroute_site, watch_orders
 
 # Typed loosely: arq's WorkerCoroutine protocol only admits functions taking (ctx, *args, **kwargs).
 FUNCTIONS: list[Any] = [
@@ -19,15 +20,24 @@ FUNCTIONS: list[Any] = [
     # a kept result would block the next wake-up of the same row (a job re-woken once its model is checked).
     func(check_revision, keep_result=0),
     func(prepare_print, keep_result=0),
+    func(reroute_site, keep_result=0),
     reconcile,
     sweep_orphan_blobs,
+    purge_idempotency_keys,
+    watch_orders,
 ]
-CRON_JOBS = [
-    # unique=True: with many workers, one of them runs each tick.
-    cron(reconcile, second={0}, unique=True, run_at_startup=True),
-    # Hourly is plenty: the grace period is an hour.
-    cron(sweep_orphan_blobs, minute={7}, second={30}, unique=True),
-]
+
+
+def cron_jobs(settings: Settings) -> list[Any]:
+    every = settings.watchdog_interval_minutes
+    return [
+        # unique=True: with many workers, one of them runs each tick.
+        cron(reconcile, second={0}, unique=True, run_at_startup=True),
+        # Hourly is plenty: the grace period is an hour, and keys are kept for a day or more.
+        cron(sweep_orphan_blobs, minute={7}, second={30}, unique=True),
+        cron(purge_idempotency_keys, minute={37}, second={30}, unique=True),
+        cron(watch_orders, minute=set(range(0, 60, every)), second={15}, unique=True),
+    ]
 
 
 def build_worker(
@@ -35,7 +45,7 @@ def build_worker(
 ) -> Worker:
     return Worker(
         functions=FUNCTIONS,
-        cron_jobs=CRON_JOBS,
+        cron_jobs=cron_jobs(settings),
         redis_settings=RedisSettings.from_dsn(redis_url),
         queue_name=settings.queue_name,
         on_startup=on_startup,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 
 import httpx
 import pytest
@@ -53,6 +54,8 @@ def _fill(path: str, world: World, spare_key_id: str) -> str:
         "key_id": spare_key_id,
         "job_id": world.print_job["id"],
         "site_id": world.site["id"],
+        # Any id does: authorization is decided before the order is looked up (an allowed role gets 404).
+        "order_id": str(uuid.uuid4()),
     }
     return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
 

@@ -18,11 +18,13 @@ from typing import Any
 
 from arq import Retry
 
-from parts_catalog.orientation import ORIENTATION_VERSION
 from parts_catalog.pipeline import check_and_repair, orient_for_printing
+from parts_catalog.reports import ORIENTATION_VERSION
 from parts_catalog.service import CatalogService
 from parts_catalog.sqltypes import utcnow
 from services.db import transaction
+from services.orders.repository import OrderRepository
+from services.orders.service import OrderService, enqueue_site_reroute
 from services.printing.models import SliceArtifact
 from services.printing.service import PreparationTask, PrintingService
 from services.workers.context import WorkerResources, resources
@@ -105,12 +107,22 @@ async def check_revision(ctx: dict[str, Any], revision_id: str) -> str:
     return "ready" if outcome.printable else "rejected"
 
 
+async def _follow_job(res: WorkerResources, session: Any, job_id: uuid.UUID) -> None:
+    """Move the job's order along with it (preparing, ready; a failed job re-routes or fails the order)."""
+    catalog, printing = _services(res, session)
+    job = await printing.repo.job(job_id)
+    if job is not None:
+        await OrderService(session, catalog, printing, res.snapshots).sync_with_job(job)
+
+
 async def prepare_print(ctx: dict[str, Any], job_id: str) -> str:
     res = resources(ctx)
     settings = res.settings
     jid = uuid.UUID(job_id)
-    async with transaction(res.sessions) as session:
+    # Every transaction that changes the job also moves its order, in the same commit.
+    async with transaction(res.sessions, res.queue) as session:
         task = await _services(res, session)[1].begin_preparation(jid, max_attempts=settings.max_job_attempts)
+        await _follow_job(res, session, jid)
     if task is None:
         return "nothing to do"
     try:
@@ -119,15 +131,17 @@ async def prepare_print(ctx: dict[str, Any], job_id: str) -> str:
         if exc.retryable and task.attempt < settings.max_job_attempts:
             raise Retry(defer=_backoff(task.attempt)) from exc
         log.warning("print job %s failed: %s %s", jid, exc.code, exc)
-        async with transaction(res.sessions) as session:
+        async with transaction(res.sessions, res.queue) as session:
             await _services(res, session)[1].fail_preparation(jid, code=exc.code, message=_describe(exc))
+            await _follow_job(res, session, jid)
         return f"failed: {exc.code}"
     if isinstance(prepared, str):
         return prepared
-    async with transaction(res.sessions) as session:
+    async with transaction(res.sessions, res.queue) as session:
         printing = _services(res, session)[1]
         artifact = await printing.store_artifact(prepared.artifact) if prepared.fresh else prepared.artifact
         await printing.finish_preparation(jid, artifact)
+        await _follow_job(res, session, jid)
     return "ready"
 
 
@@ -173,13 +187,14 @@ async def _prepare(res: WorkerResources, task: PreparationTask) -> _Prepared | s
             )
         if not orientation["fits"]:
             # Said before any slicer runs: PrusaSlicer would abort, CuraEngine would print off the bed.
-            async with transaction(res.sessions) as session:
+            async with transaction(res.sessions, res.queue) as session:
                 await _services(res, session)[1].fail_preparation(
                     task.job_id,
                     code=orientation.get("reason") or "does_not_fit",
                     message=f"does not fit {printer.name} ({bed.x_mm} x {bed.y_mm} x {bed.z_mm} mm) "
                     f"in any orientation; smallest size {orientation.get('size_mm')}",
                 )
+                await _follow_job(res, session, task.job_id)
             return "failed: does not fit"
         slice_dir = Path(workdir) / "slice"
         slice_dir.mkdir()
@@ -218,4 +233,9 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
     res = resources(ctx)
     cutoff = utcnow() - timedelta(seconds=res.settings.reconcile_after_seconds)
     async with transaction(res.sessions, res.queue) as session:
-        return await _services(res, session)[1].reconcile(changed_before=cutoff)
+        counts = await _services(res, session)[1].reconcile(changed_before=cutoff)
+        # Offline sites still holding unstarted orders: their re-route message was lost.
+        stranded = await OrderRepository(session).sites_with_stranded_orders()
+        for site_id in stranded:
+            enqueue_site_reroute(session, site_id)
+    return {**counts, "offline_sites": len(stranded)}

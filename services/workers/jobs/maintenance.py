@@ -1,4 +1,4 @@
-"""Housekeeping: remove what failed uploads and jobs left behind."""
+"""Housekeeping: remove what failed uploads and jobs left behind, and expired idempotency keys."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from parts_catalog.sqltypes import utcnow
 from services.blob_sweeper import sweep_orphan_blobs as sweep_blobs
 from services.blob_sweeper import sweep_staging
 from services.db import transaction
+from services.idempotency.store import IdempotencyStore
 from services.workers.context import resources
 
 log = logging.getLogger(__name__)
@@ -29,3 +30,12 @@ async def sweep_orphan_blobs(ctx: dict[str, Any]) -> dict[str, int]:
         staged,
     )
     return {"examined": result.examined, "deleted": len(result.deleted), "staging_removed": staged}
+
+
+async def purge_idempotency_keys(ctx: dict[str, Any]) -> int:
+    """Forget idempotency keys past their retention (``idempotency_retention_hours``)."""
+    res = resources(ctx)
+    async with transaction(res.sessions) as session:
+        purged = await IdempotencyStore.purge_expired(session, now=utcnow())
+    log.info("purged %d expired idempotency keys", purged)
+    return purged

@@ -1,0 +1,166 @@
+"""Claim, answer and release idempotency keys.
+
+The protocol (IETF draft-ietf-httpapi-idempotency-key-header; Stripe's API behaves the same):
+
+- the first request with a key claims it and commits the claim before it does anything else, so a
+  concurrent retry sees the claim;
+- the answer is stored in the *request's* transaction, together with what the request wrote: a key is
+  answered if and only if its effects are committed;
+- a retry with the same key and the same request gets the stored answer again, byte for byte;
+- the same key with a different request is refused (422), and so is a retry while the first is still in
+  flight (409);
+- a request that fails releases its key, so that the client may retry it;
+- a claim whose request died (process killed) is taken over after ``lock_timeout``;
+- keys are kept for ``retention`` (at least 24 h), then purged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.errors import Conflict, InvalidRequest
+from services.idempotency.models import IdempotencyRecord
+
+
+class IdempotencyKeyReused(InvalidRequest):
+    code = "idempotency_key_reused"
+
+
+class IdempotencyKeyInFlight(Conflict):
+    code = "idempotency_key_in_flight"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    status: int
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    record_id: uuid.UUID
+
+
+def fingerprint(method: str, path: str, body: bytes) -> str:
+    """The request's identity: JSON bodies are compared by content, not by whitespace or key order."""
+    try:
+        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
+    except (ValueError, UnicodeDecodeError):
+        canonical = body
+    digest = hashlib.sha256(f"{method.upper()} {path}\n".encode())
+    digest.update(canonical)
+    return digest.hexdigest()
+
+
+class IdempotencyStore:
+    """Works in the request's own session, so that a request needs one database connection, not two."""
+
+    def __init__(self, *, retention: timedelta, lock_timeout: timedelta) -> None:
+        self.retention = retention
+        self.lock_timeout = lock_timeout
+
+    async def claim(
+        self, session: AsyncSession, owner: str, key: str, request_fingerprint: str, *, now: datetime
+    ) -> Claim | StoredResponse:
+        """Claim ``key`` for a new request and commit the claim, or return the answer stored for the same
+        request. The session then starts the request's own transaction.
+
+        Raises:
+            IdempotencyKeyReused: the key was used for a different request.
+            IdempotencyKeyInFlight: the first request with this key has not finished.
+        """
+        for _ in range(2):  # a second round only after losing an insert race
+            found = await self._lookup(session, owner, key, now=now)
+            if found is None:
+                record = IdempotencyRecord(
+                    owner=owner,
+                    key=key,
+                    fingerprint=request_fingerprint,
+                    locked_at=now,
+                    created_at=now,
+                    expires_at=now + self.retention,
+                )
+                session.add(record)
+                try:
+                    await session.commit()
+                except IntegrityError:
+                    await session.rollback()
+                    continue
+                return Claim(record.id)
+            try:
+                outcome = await self._existing(session, found, request_fingerprint, now=now)
+            finally:
+                await session.commit()  # ends the row lock either way
+            return outcome
+        raise IdempotencyKeyInFlight("a request with this idempotency key is in flight; retry later")
+
+    async def complete(self, session: AsyncSession, claim: Claim, status: int, body: dict[str, Any]) -> None:
+        """Store the answer in the request's own transaction (see the module docstring)."""
+        await session.exec(
+            sa.update(IdempotencyRecord)
+            .where(col(IdempotencyRecord.id) == claim.record_id)
+            .values(response_status=status, response_body=body)
+        )
+
+    @staticmethod
+    async def release(session: AsyncSession, claim: Claim) -> None:
+        """Roll the failed request back and forget its unanswered claim, so that it may be retried."""
+        await session.rollback()
+        await session.exec(
+            sa.delete(IdempotencyRecord).where(
+                col(IdempotencyRecord.id) == claim.record_id,
+                col(IdempotencyRecord.response_status).is_(None),
+            )
+        )
+        await session.commit()
+
+    @staticmethod
+    async def purge_expired(session: AsyncSession, *, now: datetime) -> int:
+        result = await session.exec(
+            sa.delete(IdempotencyRecord).where(col(IdempotencyRecord.expires_at) <= now)
+        )
+        return int(result.rowcount)
+
+    async def _lookup(
+        self, session: AsyncSession, owner: str, key: str, *, now: datetime
+    ) -> IdempotencyRecord | None:
+        query = (
+            select(IdempotencyRecord)
+            .where(IdempotencyRecord.owner == owner, IdempotencyRecord.key == key)
+            .with_for_update()
+        )
+        found = (await session.exec(query)).first()
+        if found is not None and found.expires_at <= now:
+            await session.delete(found)  # past retention: the key is free again
+            await session.flush()
+            return None
+        return found
+
+    async def _existing(
+        self, session: AsyncSession, record: IdempotencyRecord, request_fingerprint: str, *, now: datetime
+    ) -> Claim | StoredResponse:
+        if record.fingerprint != request_fingerprint:
+            raise IdempotencyKeyReused(
+                "this idempotency key was used for a different request; use a new key for a new request"
+            )
+        if record.response_status is not None and record.response_body is not None:
+            return StoredResponse(record.response_status, record.response_body)
+        if record.locked_at > now - self.lock_timeout:
+            raise IdempotencyKeyInFlight(
+                "a request with this idempotency key is in flight; retry later",
+                details={"retry_after_seconds": 1},
+            )
+        # The first request died without an answer or a release (its process was killed): take it over.
+        record.locked_at = now
+        await session.flush()
+        return Claim(record.id)

@@ -1,0 +1,83 @@
+"""Order queries. Nothing here commits."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.factories.models import Site
+from services.factories.schemas import SiteStatus
+from services.orders.models import Order, OrderEvent, PrinterReservation
+from services.orders.states import UNSTARTED, OrderStatus
+
+
+class OrderRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def order(
+        self, order_id: uuid.UUID, *, visible_to: uuid.UUID | None = None, for_update: bool = False
+    ) -> Order | None:
+        query = select(Order).where(Order.id == order_id)
+        if visible_to is not None:
+            query = query.where(Order.organization_id == visible_to)
+        if for_update:
+            query = query.with_for_update()
+        return (await self.session.exec(query)).first()
+
+    async def order_of_job(self, job_id: uuid.UUID) -> Order | None:
+        query = select(Order).where(Order.print_job_id == job_id).with_for_update()
+        return (await self.session.exec(query)).first()
+
+    async def page(
+        self,
+        *,
+        visible_to: uuid.UUID | None,
+        status: OrderStatus | None,
+        before: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+    ) -> Sequence[Order]:
+        """Newest first, keyset-paginated on (created_at, id)."""
+        query = select(Order)
+        if visible_to is not None:
+            query = query.where(Order.organization_id == visible_to)
+        if status is not None:
+            query = query.where(Order.status == status)
+        if before is not None:
+            created, order_id = before
+            query = query.where(
+                (col(Order.created_at) < created)
+                | ((col(Order.created_at) == created) & (col(Order.id) < order_id))
+            )
+        query = query.order_by(col(Order.created_at).desc(), col(Order.id).desc()).limit(limit)
+        return (await self.session.exec(query)).all()
+
+    async def events(self, order_id: uuid.UUID) -> Sequence[OrderEvent]:
+        query = select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(col(OrderEvent.id))
+        return (await self.session.exec(query)).all()
+
+    async def active_reservation(self, order_id: uuid.UUID) -> PrinterReservation | None:
+        query = select(PrinterReservation).where(
+            PrinterReservation.order_id == order_id, col(PrinterReservation.released_at).is_(None)
+        )
+        return (await self.session.exec(query)).first()
+
+    async def unstarted(self, *, limit: int, site_id: uuid.UUID | None = None) -> Sequence[uuid.UUID]:
+        query = select(Order.id).where(col(Order.status).in_([s.value for s in UNSTARTED]))
+        if site_id is not None:
+            query = query.where(Order.site_id == site_id)
+        return (await self.session.exec(query.order_by(col(Order.need_by)).limit(limit))).all()
+
+    async def sites_with_stranded_orders(self) -> Sequence[uuid.UUID]:
+        """Offline sites that still hold unstarted orders: their re-route was lost or is pending."""
+        query = (
+            select(Order.site_id)
+            .join(Site, col(Site.id) == col(Order.site_id))
+            .where(Site.status == SiteStatus.OFFLINE, col(Order.status).in_([s.value for s in UNSTARTED]))
+            .distinct()
+        )
+        return [site_id for site_id in (await self.session.exec(query)).all() if site_id is not None]

@@ -1,0 +1,207 @@
+"""What a technician sends to order a part, and what an order looks like from outside."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from parts_catalog.schemas import Material
+from services.orders.models import Order, OrderEvent
+
+Line = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+# Orders are for urgent spare parts: more than this many copies is a production run, not an order.
+MAX_QUANTITY = 50
+
+
+class Address(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    lines: list[Line] = Field(min_length=1, max_length=4)
+    city: Line
+    postal_code: Annotated[str, StringConstraints(max_length=20, pattern=r"^[A-Za-z0-9 -]*$")] = ""
+    country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] = Field(
+        description="ISO 3166-1 alpha-2 code, e.g. DE"
+    )
+
+
+class Contact(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Line
+    phone: Annotated[str, StringConstraints(max_length=40, pattern=r"^\+?[0-9 ()/-]*$")] = ""
+    # Shape only: whether a mailbox exists is the courier's business.
+    email: Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = (
+        None
+    )
+
+
+class Destination(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+    address: Address
+    contact: Contact
+
+
+class OrderIn(BaseModel):
+    """Exactly one of ``part_number`` (its newest ready revision) and ``revision_id``; exactly one of ``sla``
+    and ``need_by``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    part_number: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    revision_id: uuid.UUID | None = None
+    quantity: int = Field(default=1, ge=1, le=MAX_QUANTITY)
+    material: Material | None = Field(
+        default=None, description="One of the part's materials; by default any of them"
+    )
+    destination: Destination
+    sla: Literal["24h", "48h"] | None = None
+    need_by: AwareDatetime | None = Field(
+        default=None, description="With a time zone, e.g. 2026-11-22T09:00Z"
+    )
+    accept_late: bool = Field(
+        default=False,
+        description="When no site can deliver in time, take the earliest delivery instead of an error",
+    )
+
+    @model_validator(mode="after")
+    def _one_of_each(self) -> OrderIn:
+        if (self.part_number is None) == (self.revision_id is None):
+            raise ValueError("give exactly one of part_number and revision_id")
+        if (self.sla is None) == (self.need_by is None):
+            raise ValueError("give exactly one of sla and need_by")
+        return self
+
+
+class BreakdownOut(BaseModel):
+    """Where the time goes from the order to the door; the parts add up to ``total_seconds``."""
+
+    queue_wait_seconds: float
+    print_seconds: float  # includes a material change when the printer needs one
+    post_processing_seconds: float
+    courier_wait_seconds: float
+    transit_seconds: float
+    total_seconds: float
+
+
+class QuoteOut(BaseModel):
+    site_id: uuid.UUID
+    site_slug: str
+    printer_id: uuid.UUID
+    printer_key: str
+    service_level: str
+    material: str
+    material_change: bool
+    print_start: datetime
+    print_end: datetime
+    ready_at: datetime
+    pickup_at: datetime
+    delivery_at: datetime
+    distance_km: float
+    courier_cost: float
+    on_time: bool
+    breakdown: BreakdownOut
+    lost_because: str | None = None
+
+
+class EarliestOut(BaseModel):
+    delivery_at: datetime
+    site_id: uuid.UUID
+    site_slug: str
+    service_level: str
+
+
+class RoutingOut(BaseModel):
+    """The decision behind a promise: the chosen quote and the best alternatives with why they lost."""
+
+    decided_at: datetime
+    quote: QuoteOut
+    alternatives: list[QuoteOut]
+    sites_evaluated: int
+
+
+class OrderOut(BaseModel):
+    id: uuid.UUID
+    status: str
+    organization_id: uuid.UUID
+    part_id: uuid.UUID
+    revision_id: uuid.UUID
+    quantity: int
+    materials: list[str]
+    destination: Destination
+    sla: str | None
+    need_by: datetime
+    accept_late: bool
+    promised_delivery_at: datetime | None
+    eta: datetime | None
+    print_job_id: uuid.UUID | None
+    routing: RoutingOut | None
+    reroutes: int
+    failure_code: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, order: Order) -> OrderOut:
+        return cls(
+            id=order.id,
+            status=order.status.value,
+            organization_id=order.organization_id,
+            part_id=order.part_id,
+            revision_id=order.revision_id,
+            quantity=order.quantity,
+            materials=order.materials,
+            destination=Destination(
+                latitude=order.destination_lat,
+                longitude=order.destination_lon,
+                address=Address.model_validate(order.address),
+                contact=Contact.model_validate(order.contact),
+            ),
+            sla=order.sla,
+            need_by=order.need_by,
+            accept_late=order.accept_late,
+            promised_delivery_at=order.promised_delivery_at,
+            eta=order.eta,
+            print_job_id=order.print_job_id,
+            routing=RoutingOut.model_validate(order.routing) if order.routing else None,
+            reroutes=order.reroutes,
+            failure_code=order.failure_code,
+            created_at=order.created_at,
+            updated_at=order.updated_at,
+        )
+
+
+class OrderPageOut(BaseModel):
+    items: list[OrderOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next (older) page; null at the end")
+
+
+class OrderEventOut(BaseModel):
+    at: datetime
+    kind: str
+    from_status: str | None
+    to_status: str | None
+    reason: str | None
+    data: dict[str, Any]
+
+    @classmethod
+    def of(cls, event: OrderEvent) -> OrderEventOut:
+        return cls(
+            at=event.at,
+            kind=event.kind,
+            from_status=event.from_status.value if event.from_status else None,
+            to_status=event.to_status.value if event.to_status else None,
+            reason=event.reason,
+            data=event.data,
+        )
+
+
+class CancelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[str, StringConstraints(max_length=500, pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]*$")] = ""

@@ -1,0 +1,659 @@
+"""Orders: route to a printer, reserve its slot, promise a delivery; then follow the order to the end.
+
+Placing an order, in the request's one transaction:
+
+1. route on the process's snapshot of the registry (``services.routing.snapshot``): a first guess;
+2. lock the chosen site and its runners-up (``RoutingRepository.lock_sites``), reload them from fresh rows
+   and route again among them: the quote that is reserved was computed under the lock, so two orders
+   never hold overlapping slots on one printer and every promise was true when it was made;
+3. if the fresh quote no longer meets what the snapshot promised (another order took the slot), roll the
+   attempt back to its savepoint, which releases its locks, and try again on a fresh snapshot; the last
+   attempt locks every online site, so contention delays an order but never fails it;
+4. reserve ``[start, print_end)``, create the print job for the printer, write the order and its events.
+
+A routing failure raises before anything is written: the transaction rolls back whole.
+
+Re-routing (a site goes offline, a print job fails, the watchdog finds a late order) does the same for an
+order that has not started printing, excluding its current site, and writes a ``rerouted`` event with the
+old and the new assignment.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from parts_catalog.models import PartRevision
+from parts_catalog.service import CatalogService
+from parts_catalog.sqltypes import utcnow
+from services.errors import InvalidRequest, NotFound
+from services.orders.models import Order, OrderEvent, PrinterReservation
+from services.orders.repository import OrderRepository
+from services.orders.schemas import (
+    BreakdownOut,
+    EarliestOut,
+    OrderIn,
+    QuoteOut,
+    RoutingOut,
+)
+from services.orders.states import UNSTARTED, InvalidTransition, OrderStatus, check_move
+from services.printing.models import PrintJob, PrintJobStatus
+from services.printing.service import PrintingService
+from services.queue import enqueue_after_commit
+from services.routing.domain import Demand, Quote, RoutingDecision, SiteStatus, after_print, route
+from services.routing.geo import GeoPoint
+from services.routing.repository import RoutingRepository
+from services.routing.snapshot import PrinterInfo, Snapshot, SnapshotCache, load_sites
+from slicer_adapters.estimate import estimate
+from slicer_adapters.models import MeshStats
+
+log = logging.getLogger(__name__)
+
+REROUTE_SITE = "reroute_site"
+SLA_HOURS = {"24h": 24, "48h": 48}
+# Promises further out than this are planning, not urgent spare parts.
+MAX_HORIZON = timedelta(days=60)
+MAX_ALTERNATIVES = 3
+ATTEMPTS = 4
+S = OrderStatus
+
+
+def reroute_site_job_id(site_id: uuid.UUID) -> str:
+    return f"{REROUTE_SITE}:{site_id}"
+
+
+def enqueue_site_reroute(session: AsyncSession, site_id: uuid.UUID) -> None:
+    """After the commit, move the site's unstarted orders elsewhere (``workers.jobs.orders.reroute_site``)."""
+    enqueue_after_commit(session, REROUTE_SITE, str(site_id), job_id=reroute_site_job_id(site_id))
+
+
+class SlaUnachievable(InvalidRequest):
+    code = "sla_unachievable"
+
+
+class NoCapableSite(InvalidRequest):
+    code = "no_capable_site"
+
+
+class NeedByInPast(InvalidRequest):
+    code = "need_by_in_past"
+
+
+class NeedByTooFar(InvalidRequest):
+    code = "need_by_too_far"
+
+
+class MaterialNotAllowed(InvalidRequest):
+    code = "material_not_allowed"
+
+
+@dataclass(frozen=True, slots=True)
+class _Placement:
+    decision: RoutingDecision
+    quote: Quote
+    printers: Mapping[str, PrinterInfo]
+    slugs: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class WatchOutcome:
+    flagged: bool
+    rerouted: bool
+
+
+class _Contended(Exception):
+    """The locked, fresh quote lost what the snapshot promised: try again."""
+
+
+def _seconds(delta: timedelta) -> float:
+    return delta.total_seconds()
+
+
+def quote_out(quote: Quote, printers: Mapping[str, PrinterInfo], slugs: Mapping[str, str]) -> QuoteOut:
+    info = printers[quote.printer_id]
+    b = quote.breakdown
+    return QuoteOut(
+        site_id=uuid.UUID(quote.site_id),
+        site_slug=slugs.get(quote.site_id, info.site_slug),
+        printer_id=info.printer_id,
+        printer_key=info.key,
+        service_level=quote.service_level,
+        material=quote.material,
+        material_change=quote.changeover,
+        print_start=quote.start,
+        print_end=quote.print_end,
+        ready_at=quote.ready_at,
+        pickup_at=quote.pickup_at,
+        delivery_at=quote.delivery_at,
+        distance_km=round(quote.distance_km, 3),
+        courier_cost=round(quote.cost, 2),
+        on_time=quote.on_time,
+        breakdown=BreakdownOut(
+            queue_wait_seconds=_seconds(b.queue_wait),
+            print_seconds=_seconds(b.printing),
+            post_processing_seconds=_seconds(b.post_processing),
+            courier_wait_seconds=_seconds(b.courier_wait),
+            transit_seconds=_seconds(b.transit),
+            total_seconds=_seconds(b.total),
+        ),
+        lost_because=quote.lost_because.value if quote.lost_because else None,
+    )
+
+
+class OrderService:
+    def __init__(
+        self,
+        session: AsyncSession,
+        catalog: CatalogService,
+        printing: PrintingService,
+        snapshots: SnapshotCache,
+    ) -> None:
+        self.session = session
+        self.catalog = catalog
+        self.printing = printing
+        self.snapshots = snapshots
+        self.repo = OrderRepository(session)
+        self.routing = RoutingRepository(session)
+
+    # --- placing ---------------------------------------------------------------------------------------
+
+    async def place(
+        self,
+        organization_id: uuid.UUID,
+        request: OrderIn,
+        *,
+        created_by: str | None,
+        now: datetime | None = None,
+    ) -> Order:
+        """Route, reserve and promise; raises SlaUnachievable (with the earliest delivery) or another 4xx."""
+        now = now or utcnow()
+        part, revision = await self.catalog.printable_revision(
+            organization_id, part_number=request.part_number, revision_id=request.revision_id
+        )
+        need_by = request.need_by or now + timedelta(hours=SLA_HOURS[request.sla or "48h"])
+        if need_by <= now:
+            raise NeedByInPast("need_by is in the past", details={"need_by": need_by.isoformat()})
+        if need_by > now + MAX_HORIZON:
+            raise NeedByTooFar(f"need_by is more than {MAX_HORIZON.days} days ahead")
+        if request.material is not None:
+            if request.material.casefold() not in {m.casefold() for m in part.materials}:
+                raise MaterialNotAllowed(
+                    f"{request.material!r} is not one of the part's materials",
+                    details={"materials": part.materials},
+                )
+            materials = [request.material]
+        else:
+            materials = list(part.materials)
+        destination = request.destination
+        order = Order(
+            organization_id=organization_id,
+            part_id=part.id,
+            revision_id=revision.id,
+            process=part.process,
+            quantity=request.quantity,
+            materials=materials,
+            destination_lat=destination.latitude,
+            destination_lon=destination.longitude,
+            address=destination.address.model_dump(mode="json"),
+            contact=destination.contact.model_dump(mode="json"),
+            sla=request.sla,
+            need_by=need_by,
+            accept_late=request.accept_late,
+            status=S.RECEIVED,
+            created_by=created_by,
+            created_at=now,
+            updated_at=now,
+        )
+        placement = await self._route(order, revision, now=now, accept_late=request.accept_late)
+        self.session.add(order)
+        await self.session.flush()
+        self._event(order, "received", None, S.RECEIVED, at=now)
+        await self._assign(order, revision, placement, status=S.ROUTED, now=now)
+        return order
+
+    async def _demand(
+        self, order: Order, revision: PartRevision, snapshot: Snapshot, *, now: datetime
+    ) -> Demand:
+        facts = (revision.geometry_report or {}).get("facts") or {}
+        size = facts.get("size") or [0.0, 0.0, 0.0]
+        minutes = await self._print_minutes(revision, facts, snapshot.printers.values())
+        return Demand(
+            revision_id=str(revision.id),
+            process=order.process.value,
+            materials=frozenset(m.casefold() for m in order.materials),
+            # A flat model is rejected by the check; the floor only keeps the arithmetic defined.
+            part_size_mm=(max(size[0], 0.01), max(size[1], 0.01), max(size[2], 0.01)),
+            quantity=order.quantity,
+            destination=GeoPoint(order.destination_lat, order.destination_lon),
+            need_by=order.need_by,
+            now=now,
+            service_levels=snapshot.service_levels or ("standard",),
+            print_minutes=minutes,
+        )
+
+    async def _print_minutes(
+        self, revision: PartRevision, facts: Mapping[str, Any], printers: Iterable[PrinterInfo]
+    ) -> dict[str, float]:
+        """Minutes for one copy per printer profile: the slice cache's figure, else the built-in estimate."""
+        specs = {info.profile_key: info.spec for info in printers}
+        if not specs:
+            return {}
+        sliced = await self.printing.repo.print_seconds(revision.print_blob_sha256, list(specs))
+        stats = MeshStats(
+            volume_mm3=facts.get("volume_mm3", 0.0),
+            area_up_mm2=facts.get("area_up_mm2", 0.0),
+            area_down_mm2=facts.get("area_down_mm2", 0.0),
+            area_side_mm2=facts.get("area_side_mm2", 0.0),
+            size_mm=tuple(facts.get("size") or (0.0, 0.0, 0.0)),
+        )
+        minutes: dict[str, float] = {}
+        for key, spec in specs.items():
+            seconds = sliced.get(key) or estimate(stats, spec.profile).print_seconds
+            if seconds > 0:
+                minutes[key] = seconds / 60
+        return minutes
+
+    async def _route(
+        self,
+        order: Order,
+        revision: PartRevision,
+        *,
+        now: datetime,
+        accept_late: bool,
+        exclude: frozenset[str] = frozenset(),
+    ) -> _Placement:
+        """Choose and lock a quote (module docstring). The caller reserves it in the same transaction."""
+        await self.routing.serialize_writes()
+        snapshot = await self.snapshots.get(self.routing, now=now)
+        demand = await self._demand(order, revision, snapshot, now=now)
+        fresh = False
+        for attempt in range(ATTEMPTS):
+            decision = route(
+                demand,
+                snapshot.index,
+                max_alternatives=MAX_ALTERNATIVES,
+                accept_late=accept_late,
+                exclude=exclude,
+            )
+            last = attempt == ATTEMPTS - 1
+            if decision.best is None and (fresh or last):
+                raise self._unachievable(decision, snapshot, order)
+            if decision.best is not None:
+                if last:
+                    sites = [s for s, state in snapshot.sites.items() if state.status is SiteStatus.ONLINE]
+                else:
+                    sites = [decision.best.site_id, *(q.site_id for q in decision.alternatives)]
+                try:
+                    async with self.session.begin_nested():
+                        return await self._route_locked(
+                            demand,
+                            revision,
+                            {uuid.UUID(s) for s in sites} - {uuid.UUID(s) for s in exclude},
+                            snapshot_on_time=decision.best.on_time,
+                            accept_late=accept_late,
+                            exclude=exclude,
+                            final=last,
+                        )
+                except _Contended:
+                    log.info("order routing attempt %d contended; retrying on fresh rows", attempt + 1)
+            snapshot = await self.snapshots.get(self.routing, now=now, fresh=True)
+            fresh = True
+            demand = replace(
+                demand,
+                print_minutes={
+                    **demand.print_minutes,
+                    **await self._missing_minutes(revision, demand, snapshot.printers.values()),
+                },
+            )
+        raise AssertionError("unreachable: the last attempt locks every site and decides")
+
+    async def _route_locked(
+        self,
+        demand: Demand,
+        revision: PartRevision,
+        site_ids: set[uuid.UUID],
+        *,
+        snapshot_on_time: bool,
+        accept_late: bool,
+        exclude: frozenset[str],
+        final: bool,
+    ) -> _Placement:
+        await self.routing.lock_sites(site_ids)
+        states, printers, slugs = await load_sites(self.routing, now=demand.now, site_ids=site_ids)
+        missing = await self._missing_minutes(revision, demand, printers.values())
+        if missing:
+            demand = replace(demand, print_minutes={**demand.print_minutes, **missing})
+        decision = route(
+            demand, states, max_alternatives=MAX_ALTERNATIVES, accept_late=accept_late, exclude=exclude
+        )
+        best = decision.best
+        if best is None or (snapshot_on_time and not best.on_time and not final):
+            if final:
+                raise self._unachievable(decision, None, None, printers=printers, slugs=slugs)
+            raise _Contended
+        return _Placement(decision=decision, quote=best, printers=printers, slugs=slugs)
+
+    async def _missing_minutes(
+        self, revision: PartRevision, demand: Demand, printers: Iterable[PrinterInfo]
+    ) -> dict[str, float]:
+        new = [info for info in printers if info.profile_key not in demand.print_minutes]
+        if not new:
+            return {}
+        facts = (revision.geometry_report or {}).get("facts") or {}
+        return await self._print_minutes(revision, facts, new)
+
+    def _unachievable(
+        self,
+        decision: RoutingDecision,
+        snapshot: Snapshot | None,
+        order: Order | None,
+        *,
+        printers: Mapping[str, PrinterInfo] | None = None,
+        slugs: Mapping[str, str] | None = None,
+    ) -> InvalidRequest:
+        printers = printers if printers is not None else snapshot.printers if snapshot else {}
+        slugs = slugs if slugs is not None else snapshot.slugs if snapshot else {}
+        earliest = decision.earliest
+        if earliest is None:
+            reasons = sorted({r.reason.value for r in decision.rejections})
+            return NoCapableSite(
+                "no site can make this part (process, material, size, qualification or courier reach)",
+                details={"rejections": reasons, "sites_evaluated": decision.sites_evaluated},
+            )
+        info = printers[earliest.printer_id]
+        where = EarliestOut(
+            delivery_at=earliest.delivery_at,
+            site_id=info.site_id,
+            site_slug=slugs.get(earliest.site_id, info.site_slug),
+            service_level=earliest.service_level,
+        )
+        need_by = order.need_by if order is not None else earliest.delivery_at
+        return SlaUnachievable(
+            "no site can deliver by the requested time; send accept_late=true to take the earliest delivery",
+            details={"need_by": need_by.isoformat(), "earliest": where.model_dump(mode="json")},
+        )
+
+    async def _assign(
+        self,
+        order: Order,
+        revision: PartRevision,
+        placement: _Placement,
+        *,
+        status: OrderStatus,
+        now: datetime,
+        reason: str | None = None,
+        previous: dict[str, Any] | None = None,
+    ) -> None:
+        quote = placement.quote
+        info = placement.printers[quote.printer_id]
+        self.session.add(
+            PrinterReservation(
+                printer_id=info.printer_id, order_id=order.id, start_at=quote.start, end_at=quote.print_end
+            )
+        )
+        job = await self.printing.create_job(revision.id, info.spec)
+        routing = RoutingOut(
+            decided_at=now,
+            quote=quote_out(quote, placement.printers, placement.slugs),
+            alternatives=[
+                quote_out(q, placement.printers, placement.slugs) for q in placement.decision.alternatives
+            ],
+            sites_evaluated=placement.decision.sites_evaluated,
+        )
+        order.site_id, order.printer_id, order.print_job_id = info.site_id, info.printer_id, job.id
+        order.service_level = quote.service_level
+        order.promised_delivery_at = order.eta = quote.delivery_at
+        order.routing = routing.model_dump(mode="json")
+        data: dict[str, Any] = {
+            "site": info.site_slug,
+            "printer": info.key,
+            "print_job_id": str(job.id),
+            "promised_delivery_at": quote.delivery_at.isoformat(),
+            "on_time": quote.on_time,
+        }
+        if previous is not None:
+            data["previous"] = previous
+        self._move(order, status, at=now, reason=reason, data=data)
+        await self.session.flush()
+
+    # --- reading ---------------------------------------------------------------------------------------
+
+    async def get(self, order_id: uuid.UUID, *, visible_to: uuid.UUID | None) -> Order:
+        order = await self.repo.order(order_id, visible_to=visible_to)
+        if order is None:
+            raise NotFound("no such order", code="order_not_found", details={"order_id": str(order_id)})
+        return order
+
+    async def events(self, order_id: uuid.UUID, *, visible_to: uuid.UUID | None) -> list[OrderEvent]:
+        await self.get(order_id, visible_to=visible_to)
+        return list(await self.repo.events(order_id))
+
+    async def page(
+        self,
+        *,
+        visible_to: uuid.UUID | None,
+        status: OrderStatus | None,
+        cursor: uuid.UUID | None,
+        limit: int,
+    ) -> tuple[list[Order], uuid.UUID | None]:
+        """Newest first; ``cursor`` is the last order of the previous page. Returns the next cursor too."""
+        before = None
+        if cursor is not None:
+            last = await self.repo.order(cursor, visible_to=visible_to)
+            if last is None:
+                raise InvalidRequest("unknown cursor", code="invalid_cursor")
+            before = (last.created_at, last.id)
+        found = list(
+            await self.repo.page(visible_to=visible_to, status=status, before=before, limit=limit + 1)
+        )
+        more = len(found) > limit
+        return found[:limit], found[limit - 1].id if more else None
+
+    # --- changing --------------------------------------------------------------------------------------
+
+    async def cancel(
+        self, order_id: uuid.UUID, *, visible_to: uuid.UUID | None, reason: str, now: datetime | None = None
+    ) -> Order:
+        """Cancel before printing starts; the printer slot is given back. 409 once printing has started."""
+        now = now or utcnow()
+        order = await self._locked(order_id, visible_to=visible_to)
+        check_move(order.status, S.CANCELLED)
+        await self._let_go(order, at=now)
+        self._move(order, S.CANCELLED, at=now, reason="customer", data={"note": reason} if reason else {})
+        await self.session.flush()
+        return order
+
+    async def reroute(
+        self,
+        order_id: uuid.UUID,
+        *,
+        reason: str,
+        now: datetime | None = None,
+        on_time_only: bool = False,
+        visible_to: uuid.UUID | None = None,
+    ) -> Order | None:
+        """Route an unstarted order again, away from its current site.
+
+        With ``on_time_only`` the order moves only to a site that still meets its need-by time (the
+        watchdog's way); otherwise it takes the best delivery there is, late or not, and fails when no
+        other site can make it at all (a site went offline, a job failed there: staying is no option).
+
+        Returns:
+            The order, or None when it had nothing to re-route (started, finished, or no better site).
+        """
+        now = now or utcnow()
+        order = await self._locked(order_id, visible_to=visible_to)
+        if order.status not in UNSTARTED or order.site_id is None:
+            return None
+        revision = await self.catalog.revision(order.revision_id)
+        try:
+            placement = await self._route(
+                order,
+                revision,
+                now=now,
+                accept_late=not on_time_only,
+                exclude=frozenset({str(order.site_id)}),
+            )
+        except (SlaUnachievable, NoCapableSite) as exc:
+            if on_time_only:
+                return None
+            await self._let_go(order, at=now)
+            self._move(order, S.FAILED, at=now, reason=exc.code, data={"cause": reason})
+            order.failure_code = exc.code
+            await self.session.flush()
+            return order
+        previous = {
+            "site_id": str(order.site_id),
+            "printer_id": str(order.printer_id),
+            "print_job_id": str(order.print_job_id),
+            "promised_delivery_at": order.promised_delivery_at.isoformat()
+            if order.promised_delivery_at
+            else None,
+        }
+        await self._let_go(order, at=now)
+        order.reroutes += 1
+        await self._assign(
+            order, revision, placement, status=S.REROUTED, now=now, reason=reason, previous=previous
+        )
+        return order
+
+    async def reroute_by_operator(self, order_id: uuid.UUID) -> Order:
+        order = await self.reroute(order_id, reason="operator")
+        if order is None:
+            current = await self.get(order_id, visible_to=None)
+            raise InvalidTransition(
+                f"an order that is {current.status} cannot be re-routed",
+                details={"status": current.status.value},
+            )
+        return order
+
+    async def sync_with_job(self, job: PrintJob, *, now: datetime | None = None) -> None:
+        """Follow the order's print job: preparing, ready, or failed (re-route or fail). Idempotent."""
+        now = now or utcnow()
+        order = await self.repo.order_of_job(job.id)
+        if order is None or order.status not in UNSTARTED:
+            return
+        if job.status is PrintJobStatus.WAITING_GEOMETRY and job.attempts > 0:
+            if order.status in (S.ROUTED, S.REROUTED):
+                self._move(order, S.PREPARING, at=now)
+        elif job.status is PrintJobStatus.READY:
+            if order.status in (S.ROUTED, S.REROUTED, S.PREPARING):
+                self._move(order, S.READY_FOR_PRINT, at=now)
+        elif job.status is PrintJobStatus.FAILED:
+            if job.failure_code == "revision_rejected":
+                await self._let_go(order, at=now)
+                order.failure_code = job.failure_code
+                self._move(
+                    order, S.FAILED, at=now, reason=job.failure_code, data={"message": job.failure_message}
+                )
+            else:
+                await self.reroute(order.id, reason=f"print_job_failed:{job.failure_code}", now=now)
+        await self.session.flush()
+
+    async def watch(self, order_id: uuid.UUID, *, now: datetime | None = None) -> WatchOutcome:
+        """The SLA watchdog's check of one order: recompute its ETA, flag it at risk when the ETA passes the
+        promise, and move it to a site that can still meet its need-by time when there is one."""
+        now = now or utcnow()
+        order = await self.repo.order(order_id, for_update=True)
+        if order is None or order.status not in UNSTARTED or order.promised_delivery_at is None:
+            return WatchOutcome(flagged=False, rerouted=False)
+        eta = await self.current_eta(order, now=now)
+        if eta is None:
+            return WatchOutcome(flagged=False, rerouted=False)
+        order.eta = eta
+        if eta <= order.promised_delivery_at:
+            await self.session.flush()
+            return WatchOutcome(flagged=False, rerouted=False)
+        flagged = False
+        if order.status is not S.AT_RISK:
+            self._move(
+                order,
+                S.AT_RISK,
+                at=now,
+                reason="eta_after_promise",
+                data={"eta": eta.isoformat(), "promised_delivery_at": order.promised_delivery_at.isoformat()},
+            )
+            flagged = True
+        await self.session.flush()
+        rerouted = await self.reroute(order.id, reason="sla_at_risk", now=now, on_time_only=True)
+        return WatchOutcome(flagged=flagged, rerouted=rerouted is not None)
+
+    async def current_eta(self, order: Order, *, now: datetime) -> datetime | None:
+        """When the order arrives as things stand: its slot, slid to now if it has not started on time, the
+        sliced print time once known, then post-processing, cut-off and transit at its site."""
+        reservation = await self.repo.active_reservation(order.id)
+        if reservation is None or order.site_id is None or order.routing is None:
+            return None
+        snapshot = await self.snapshots.get(self.routing, now=now)
+        site = snapshot.sites.get(str(order.site_id))
+        if site is None:
+            return None
+        duration = reservation.end_at - reservation.start_at
+        if order.print_job_id is not None:
+            view = await self.printing.job_view(order.print_job_id)
+            if view.artifact is not None:
+                quote = order.routing["quote"]
+                changeover = duration - timedelta(seconds=quote["breakdown"]["print_seconds"])
+                sliced = timedelta(seconds=view.artifact.print_seconds * order.quantity)
+                duration = sliced + max(changeover, timedelta(0))
+        start = reservation.start_at if reservation.start_at >= now else site.hours.next_open(now)
+        _, pickup = after_print(site, start + duration)
+        transit = site.transit.transit(order.routing["quote"]["distance_km"], order.service_level or "")
+        return pickup + transit if transit is not None else None
+
+    # --- helpers ---------------------------------------------------------------------------------------
+
+    async def _locked(self, order_id: uuid.UUID, *, visible_to: uuid.UUID | None) -> Order:
+        order = await self.repo.order(order_id, visible_to=visible_to, for_update=True)
+        if order is None:
+            raise NotFound("no such order", code="order_not_found", details={"order_id": str(order_id)})
+        return order
+
+    async def _let_go(self, order: Order, *, at: datetime) -> None:
+        """Give back the printer slot and withdraw the print job (nothing has started)."""
+        await self.routing.release_reservations(order.id, at=at)
+        if order.print_job_id is not None:
+            await self.printing.cancel_job(order.print_job_id)
+
+    def _move(
+        self,
+        order: Order,
+        target: OrderStatus,
+        *,
+        at: datetime,
+        reason: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        check_move(order.status, target)
+        self._event(order, target.value, order.status, target, at=at, reason=reason, data=data)
+        order.status = target
+        order.updated_at = at
+
+    def _event(
+        self,
+        order: Order,
+        kind: str,
+        from_status: OrderStatus | None,
+        to_status: OrderStatus | None,
+        *,
+        at: datetime,
+        reason: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        self.session.add(
+            OrderEvent(
+                order_id=order.id,
+                at=at,
+                kind=kind,
+                from_status=from_status,
+                to_status=to_status,
+                reason=reason,
+                data=data or {},
+            )
+        )

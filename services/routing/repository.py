@@ -1,0 +1,101 @@
+"""What routing reads (sites, printers, reserved slots) and the locks that keep reservations disjoint.
+
+Nothing here commits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Collection, Iterable
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.factories.models import Printer, Site
+from services.orders.models import PrinterReservation
+from services.routing.domain import Interval
+
+Reservations = dict[uuid.UUID, list[Interval]]
+
+
+class RoutingRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def registry_version(self) -> tuple[int, datetime | None]:
+        """Changes whenever a site or one of its printers is created or edited (both bump the site)."""
+        row = (await self.session.exec(select(sa.func.count(), sa.func.max(Site.updated_at)))).one()
+        count, latest = row
+        return int(count), latest
+
+    async def sites(self, site_ids: Collection[uuid.UUID] | None = None) -> list[tuple[Site, list[Printer]]]:
+        query = select(Site).order_by(col(Site.id))
+        if site_ids is not None:
+            query = query.where(col(Site.id).in_(list(site_ids)))
+        sites = (await self.session.exec(query)).all()
+        printers: dict[uuid.UUID, list[Printer]] = defaultdict(list)
+        printer_query = select(Printer).order_by(col(Printer.key))
+        if site_ids is not None:
+            printer_query = printer_query.where(col(Printer.site_id).in_(list(site_ids)))
+        for printer in (await self.session.exec(printer_query)).all():
+            printers[printer.site_id].append(printer)
+        return [(site, printers.get(site.id, [])) for site in sites]
+
+    async def reservations(
+        self, *, ending_after: datetime, site_ids: Iterable[uuid.UUID] | None = None
+    ) -> Reservations:
+        """Active reservations that end after ``ending_after``, per printer, sorted by start."""
+        query = (
+            select(PrinterReservation.printer_id, PrinterReservation.start_at, PrinterReservation.end_at)
+            .where(
+                col(PrinterReservation.released_at).is_(None), col(PrinterReservation.end_at) > ending_after
+            )
+            .order_by(col(PrinterReservation.printer_id), col(PrinterReservation.start_at))
+        )
+        if site_ids is not None:
+            query = query.join(Printer, col(Printer.id) == col(PrinterReservation.printer_id)).where(
+                col(Printer.site_id).in_(list(site_ids))
+            )
+        found: Reservations = defaultdict(list)
+        for printer_id, start, end in (await self.session.exec(query)).all():
+            found[printer_id].append((start, end))
+        return found
+
+    def _sqlite(self) -> bool:
+        return self.session.get_bind().dialect.name == "sqlite"
+
+    async def serialize_writes(self) -> None:
+        """On SQLite, take the database's single write lock now, before the reads that routing relies on.
+
+        SQLite has no row locks and ignores FOR UPDATE; a write that changes nothing takes its write lock,
+        and the driver's transaction starts with it (so a later savepoint nests inside it instead of being
+        the transaction, whose release would commit). PostgreSQL needs nothing here: see ``lock_sites``.
+        """
+        if self._sqlite():
+            await self.session.exec(sa.update(Site).where(sa.false()).values(name=Site.name))
+
+    async def lock_sites(self, site_ids: Collection[uuid.UUID]) -> None:
+        """Serialize reservation writes on these sites until the transaction (or savepoint) ends.
+
+        PostgreSQL: row locks on the sites, taken in id order so that two lockers never deadlock. SQLite:
+        ``serialize_writes`` already holds the whole database.
+        """
+        if site_ids and not self._sqlite():
+            query = select(Site.id).where(col(Site.id).in_(list(site_ids))).order_by(col(Site.id))
+            await self.session.exec(query.with_for_update())
+
+    async def add_reservation(self, reservation: PrinterReservation) -> None:
+        self.session.add(reservation)
+        await self.session.flush()
+
+    async def release_reservations(self, order_id: uuid.UUID, *, at: datetime) -> None:
+        await self.session.exec(
+            sa.update(PrinterReservation)
+            .where(
+                col(PrinterReservation.order_id) == order_id, col(PrinterReservation.released_at).is_(None)
+            )
+            .values(released_at=at)
+        )

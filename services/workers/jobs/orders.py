@@ -1,0 +1,75 @@
+"""Order jobs: re-route a site's orders, the SLA watchdog, and the batch re-optimiser.
+
+Each order is handled in a transaction of its own: one order that cannot be moved never holds up or rolls
+back the others, and a killed worker leaves every order either moved or untouched (the next run or the
+reconciler takes up the rest).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from parts_catalog.service import CatalogService
+from parts_catalog.sqltypes import utcnow
+from services.db import transaction
+from services.factories.repository import SiteRepository
+from services.factories.schemas import SiteStatus
+from services.orders.repository import OrderRepository
+from services.orders.service import OrderService
+from services.printing.service import PrintingService
+from services.workers.context import WorkerResources, resources
+
+log = logging.getLogger(__name__)
+# Per run: a site with more unstarted orders is finished by the next run (the reconciler re-enqueues it).
+BATCH = 2000
+
+
+@asynccontextmanager
+async def order_service(res: WorkerResources) -> AsyncIterator[OrderService]:
+    """An OrderService in a transaction of its own; jobs it creates are enqueued after the commit."""
+    async with transaction(res.sessions, res.queue) as session:
+        catalog = CatalogService(session, res.blobs, archive_limits=res.settings.archive_limits)
+        yield OrderService(session, catalog, PrintingService(session, catalog), res.snapshots)
+
+
+async def reroute_site(ctx: dict[str, Any], site_id: str) -> dict[str, int]:
+    """Move every unstarted order of an offline site elsewhere. Idempotent: a moved order is no longer the
+    site's, and a site back online keeps its orders."""
+    res = resources(ctx)
+    sid = uuid.UUID(site_id)
+    async with transaction(res.sessions) as session:
+        site = await SiteRepository(session).site(sid)
+        if site is None or site.status is not SiteStatus.OFFLINE:
+            return {"rerouted": 0, "failed": 0}
+        order_ids = await OrderRepository(session).unstarted(site_id=sid, limit=BATCH)
+    counts = {"rerouted": 0, "failed": 0}
+    for order_id in order_ids:
+        async with order_service(res) as orders:
+            order = await orders.reroute(order_id, reason="site_offline")
+        if order is not None:
+            counts["failed" if order.failure_code else "rerouted"] += 1
+    log.info("site %s offline: %s", site_id, counts)
+    return counts
+
+
+async def watch_orders(ctx: dict[str, Any]) -> dict[str, int]:
+    """The SLA watchdog: flag unstarted orders whose ETA passes their promise; re-route them when another
+    site can still deliver in time."""
+    res = resources(ctx)
+    now = utcnow()
+    async with transaction(res.sessions) as session:
+        order_ids = await OrderRepository(session).unstarted(limit=BATCH)
+    counts = {"checked": 0, "at_risk": 0, "rerouted": 0}
+    for order_id in order_ids:
+        async with order_service(res) as orders:
+            outcome = await orders.watch(order_id, now=now)
+        counts["checked"] += 1
+        counts["at_risk"] += outcome.flagged
+        counts["rerouted"] += outcome.rerouted
+    if counts["at_risk"] or counts["rerouted"]:
+        log.warning("SLA watchdog: %s", counts)
+    return counts
