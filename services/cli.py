@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
@@ -14,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from parts_catalog.sqltypes import utcnow
 from parts_catalog.units import Unit
 from services.accounts.models import Organization, Partner, Role
 from services.accounts.service import AccountsService, IssuedKey
@@ -31,10 +33,12 @@ db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 keys_app = typer.Typer(no_args_is_help=True, help="API keys.")
 accounts_app = typer.Typer(no_args_is_help=True, help="Organizations and partners.")
 sites_app = typer.Typer(no_args_is_help=True, help="The microfactory registry.")
+orders_app = typer.Typer(no_args_is_help=True, help="Orders.")
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(sites_app, name="sites")
+app.add_typer(orders_app, name="orders")
 
 T = TypeVar("T")
 
@@ -169,6 +173,60 @@ def keys_create(
         typer.echo(json.dumps({"key_id": issued.key.key_id, "role": role, "token": issued.token}))
     else:
         typer.echo(f"{role} key {issued.key.key_id} (shown once, store it now):\n{issued.token}")
+
+
+@orders_app.command("reoptimize")
+def orders_reoptimize(
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Carry out the moves (default: only show them)")
+    ] = False,
+    min_gain: Annotated[
+        float | None, typer.Option(help="What a move must save (SPAREFLOW_REOPTIMIZE_MIN_GAIN)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Re-plan every order that has not started printing across all sites; show or apply the moves worth
+    making. The worker runs the same every SPAREFLOW_REOPTIMIZE_INTERVAL_MINUTES."""
+    from parts_catalog.storage import LocalBlobStore
+    from services.orders.reoptimize import reoptimize
+    from services.orders.service import order_transaction
+    from services.routing.snapshot import SnapshotCache
+
+    settings = _settings(data_dir)
+
+    async def main() -> tuple[Any, list[Any]]:
+        engine = create_engine(settings.resolved_database_url)
+        sessions, snapshots = session_factory(engine), SnapshotCache(max_age_s=0)
+        blobs = LocalBlobStore(settings.resolved_blob_dir)
+        try:
+            # No queue: print jobs of moved orders are picked up by the worker's reconciler.
+            return await reoptimize(
+                lambda: order_transaction(
+                    sessions, None, blobs, archive_limits=settings.archive_limits, snapshots=snapshots
+                ),
+                min_gain=settings.reoptimize_min_gain if min_gain is None else min_gain,
+                apply=apply,
+                now=utcnow(),
+            )
+        finally:
+            await engine.dispose()
+
+    report, moves = _run(main())
+    if as_json:
+        typer.echo(
+            json.dumps({**dataclasses.asdict(report), "moves": [dataclasses.asdict(m) for m in moves]})
+        )
+        return
+    typer.echo(
+        f"{report.orders} unstarted orders on {report.printers} printers; plan ({report.method}, "
+        f"{report.solve_seconds:.2f} s) places {report.placed}; {report.proposed} moves worth making"
+        + (f", {report.applied} applied" if apply else " (dry run: --apply to carry them out)")
+    )
+    for move in moves:
+        typer.echo(
+            f"  order {move.job_id}: printer {move.from_printer} -> {move.to_printer} (saves {move.gain:.1f})"
+        )
 
 
 @app.command()

@@ -72,6 +72,10 @@ class OrderRepository:
             query = query.where(Order.site_id == site_id)
         return (await self.session.exec(query.order_by(col(Order.need_by)).limit(limit))).all()
 
+    async def unstarted_orders(self, *, limit: int) -> Sequence[Order]:
+        query = select(Order).where(col(Order.status).in_([s.value for s in UNSTARTED]))
+        return (await self.session.exec(query.order_by(col(Order.need_by)).limit(limit))).all()
+
     async def sites_with_stranded_orders(self) -> Sequence[uuid.UUID]:
         """Offline sites that still hold unstarted orders: their re-route was lost or is pending."""
         query = (

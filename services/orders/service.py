@@ -22,16 +22,21 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from arq.connections import ArqRedis
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from parts_catalog.formats import ArchiveLimits
 from parts_catalog.models import PartRevision
 from parts_catalog.service import CatalogService
 from parts_catalog.sqltypes import utcnow
+from parts_catalog.storage import BlobStore
+from services.db import SessionFactory, transaction
 from services.errors import InvalidRequest, NotFound
 from services.orders.models import Order, OrderEvent, PrinterReservation
 from services.orders.repository import OrderRepository
@@ -46,7 +51,15 @@ from services.orders.states import UNSTARTED, InvalidTransition, OrderStatus, ch
 from services.printing.models import PrintJob, PrintJobStatus
 from services.printing.service import PrintingService
 from services.queue import enqueue_after_commit
-from services.routing.domain import Demand, Quote, RoutingDecision, SiteStatus, after_print, route
+from services.routing.domain import (
+    VALUE_OF_HOUR,
+    Demand,
+    Quote,
+    RoutingDecision,
+    SiteStatus,
+    after_print,
+    route,
+)
 from services.routing.geo import GeoPoint
 from services.routing.repository import RoutingRepository
 from services.routing.snapshot import PrinterInfo, Snapshot, SnapshotCache, load_sites
@@ -60,6 +73,8 @@ SLA_HOURS = {"24h": 24, "48h": 48}
 # Promises further out than this are planning, not urgent spare parts.
 MAX_HORIZON = timedelta(days=60)
 MAX_ALTERNATIVES = 3
+# The re-optimiser's price of an hour of lateness, in courier-cost units (the router's value of an hour).
+LATENESS_WEIGHT = 1.0
 ATTEMPTS = 4
 S = OrderStatus
 
@@ -113,6 +128,17 @@ class _Contended(Exception):
 
 def _seconds(delta: timedelta) -> float:
     return delta.total_seconds()
+
+
+def hours(delta: timedelta) -> float:
+    return delta.total_seconds() / 3600
+
+
+def merit(cost: float, delivery: datetime, need_by: datetime, *, now: datetime) -> float:
+    """What a promise costs, in courier-cost units: the courier, the router's value of each hour to the
+    door, and ``LATENESS_WEIGHT`` more per hour late. Lower is better; the re-optimiser compares these."""
+    late = max(0.0, hours(delivery - need_by))
+    return cost + VALUE_OF_HOUR * max(0.0, hours(delivery - now)) + LATENESS_WEIGHT * late
 
 
 def quote_out(quote: Quote, printers: Mapping[str, PrinterInfo], slugs: Mapping[str, str]) -> QuoteOut:
@@ -217,7 +243,7 @@ class OrderService:
         await self._assign(order, revision, placement, status=S.ROUTED, now=now)
         return order
 
-    async def _demand(
+    async def demand_for(
         self, order: Order, revision: PartRevision, snapshot: Snapshot, *, now: datetime
     ) -> Demand:
         facts = (revision.geometry_report or {}).get("facts") or {}
@@ -271,7 +297,7 @@ class OrderService:
         """Choose and lock a quote (module docstring). The caller reserves it in the same transaction."""
         await self.routing.serialize_writes()
         snapshot = await self.snapshots.get(self.routing, now=now)
-        demand = await self._demand(order, revision, snapshot, now=now)
+        demand = await self.demand_for(order, revision, snapshot, now=now)
         fresh = False
         for attempt in range(ATTEMPTS):
             decision = route(
@@ -607,6 +633,50 @@ class OrderService:
         transit = site.transit.transit(order.routing["quote"]["distance_km"], order.service_level or "")
         return pickup + transit if transit is not None else None
 
+    # --- batch re-optimisation -------------------------------------------------------------------------
+
+    async def move_to_site(
+        self, order_id: uuid.UUID, site_id: str, *, min_gain: float, now: datetime
+    ) -> Order | None:
+        """Re-route an unstarted order to one site, if the fresh quote there beats its current promise's
+        ``merit`` by ``min_gain``. None: not moved."""
+        order = await self.repo.order(order_id, for_update=True)
+        if (
+            order is None
+            or order.status not in UNSTARTED
+            or order.routing is None
+            or str(order.site_id) == site_id
+        ):
+            return None
+        revision = await self.catalog.revision(order.revision_id)
+        snapshot = await self.snapshots.get(self.routing, now=now)
+        others = frozenset(snapshot.sites) - {site_id}
+        try:
+            placement = await self._route(order, revision, now=now, accept_late=True, exclude=others)
+        except (SlaUnachievable, NoCapableSite):
+            return None
+        eta = order.eta or placement.quote.delivery_at
+        current = merit(order.routing["quote"]["courier_cost"], eta, order.need_by, now=now)
+        if (
+            current - merit(placement.quote.cost, placement.quote.delivery_at, order.need_by, now=now)
+            < min_gain
+        ):
+            return None
+        previous = {
+            "site_id": str(order.site_id),
+            "printer_id": str(order.printer_id),
+            "print_job_id": str(order.print_job_id),
+            "promised_delivery_at": order.promised_delivery_at.isoformat()
+            if order.promised_delivery_at
+            else None,
+        }
+        await self._let_go(order, at=now)
+        order.reroutes += 1
+        await self._assign(
+            order, revision, placement, status=S.REROUTED, now=now, reason="reoptimized", previous=previous
+        )
+        return order
+
     # --- helpers ---------------------------------------------------------------------------------------
 
     async def _locked(self, order_id: uuid.UUID, *, visible_to: uuid.UUID | None) -> Order:
@@ -657,3 +727,19 @@ class OrderService:
                 data=data or {},
             )
         )
+
+
+@asynccontextmanager
+async def order_transaction(
+    sessions: SessionFactory,
+    queue: ArqRedis | None,
+    blobs: BlobStore,
+    *,
+    archive_limits: ArchiveLimits,
+    snapshots: SnapshotCache,
+) -> AsyncIterator[OrderService]:
+    """An OrderService in a transaction of its own (workers, the CLI); jobs it creates are enqueued after
+    the commit (or, without a queue, found by the reconciler)."""
+    async with transaction(sessions, queue) as session:
+        catalog = CatalogService(session, blobs, archive_limits=archive_limits)
+        yield OrderService(session, catalog, PrintingService(session, catalog), snapshots)

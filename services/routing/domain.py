@@ -531,6 +531,36 @@ def after_print(site: SiteState, print_end: datetime) -> tuple[datetime, datetim
     return ready_at, site.cutoffs.next_pickup(ready_at)
 
 
+def free_quotes(
+    demand: Demand, site: SiteState, distance_km: float, *, value_of_hour: float = VALUE_OF_HOUR
+) -> list[Quote]:
+    """Each capable printer's best quote as if it had nothing reserved: the batch re-optimiser's options
+    (it schedules the queues itself). Empty when the site cannot make the part at all."""
+    screened = _screen_site(demand, site, distance_km)
+    if isinstance(screened, Rejection):
+        return []
+    plans, _ = _screen_printers(demand, site)
+    quotes: list[Quote] = []
+    for plan in plans:
+        free = replace(plan, printer=replace(plan.printer, reservations=()))
+        candidates = [
+            _quote(demand, site, distance_km, c) for c in _candidates(demand, site, screened, [free])
+        ]
+
+        # Ranked as ``route`` ranks: on time by cost plus the value of the hours to the door, else earliest.
+        def rank(q: Quote) -> tuple[int, float, datetime]:
+            if not q.on_time:
+                return (1, 0.0, q.delivery_at)
+            return (
+                0,
+                q.cost + value_of_hour * (q.delivery_at - demand.now).total_seconds() / 3600,
+                q.delivery_at,
+            )
+
+        quotes.append(min(candidates, key=rank))
+    return quotes
+
+
 # --- routing -------------------------------------------------------------------------------------------
 
 

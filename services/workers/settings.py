@@ -12,7 +12,7 @@ from services.config import Settings
 from services.workers.context import on_shutdown, on_startup
 from services.workers.jobs.geometry import check_revision, prepare_print, reconcile
 from services.workers.jobs.maintenance import purge_idempotency_keys, sweep_orphan_blobs
-from services.workers.jobs.orders import reroute_site, watch_orders
+from services.workers.jobs.orders import reoptimize_orders, reroute_site, watch_orders
 
 # Typed loosely: arq's WorkerCoroutine protocol only admits functions taking (ctx, *args, **kwargs).
 FUNCTIONS: list[Any] = [
@@ -25,18 +25,26 @@ FUNCTIONS: list[Any] = [
     sweep_orphan_blobs,
     purge_idempotency_keys,
     watch_orders,
+    reoptimize_orders,
 ]
 
 
+def _every(minutes: int) -> set[int]:
+    # Cron minutes of the hour; intervals of an hour or more run once an hour.
+    return set(range(0, 60, min(minutes, 60)))
+
+
 def cron_jobs(settings: Settings) -> list[Any]:
-    every = settings.watchdog_interval_minutes
     return [
         # unique=True: with many workers, one of them runs each tick.
         cron(reconcile, second={0}, unique=True, run_at_startup=True),
         # Hourly is plenty: the grace period is an hour, and keys are kept for a day or more.
         cron(sweep_orphan_blobs, minute={7}, second={30}, unique=True),
         cron(purge_idempotency_keys, minute={37}, second={30}, unique=True),
-        cron(watch_orders, minute=set(range(0, 60, every)), second={15}, unique=True),
+        cron(watch_orders, minute=_every(settings.watchdog_interval_minutes), second={15}, unique=True),
+        cron(
+            reoptimize_orders, minute=_every(settings.reoptimize_interval_minutes), second={45}, unique=True
+        ),
     ]
 
 

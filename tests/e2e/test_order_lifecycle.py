@@ -11,13 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
-from parts_catalog.service import CatalogService
 from parts_catalog.sqltypes import utcnow
 from parts_catalog.storage import LocalBlobStore
 from services.config import Settings
-from services.db import create_engine, session_factory, transaction
-from services.orders.service import OrderService, WatchOutcome
-from services.printing.service import PrintingService
+from services.db import create_engine, session_factory
+from services.orders.service import WatchOutcome, order_transaction
 from services.routing.snapshot import SnapshotCache
 from tests.builders import (
     BREMEN,
@@ -131,21 +129,11 @@ async def test_operators_can_reroute_and_finished_orders_cannot_be(
 async def orders_in(settings: Settings) -> AsyncIterator[Any]:
     """OrderService in transactions of its own, as the worker's jobs use it."""
     engine = create_engine(settings.resolved_database_url)
-    sessions, snapshots = session_factory(engine), SnapshotCache(max_age_s=0)
-
-    def scope() -> Any:
-        from contextlib import asynccontextmanager
-
-        @asynccontextmanager
-        async def service() -> AsyncIterator[OrderService]:
-            async with transaction(sessions) as session:
-                catalog = CatalogService(session, LocalBlobStore(settings.resolved_blob_dir),
-                                         archive_limits=settings.archive_limits)  # fmt: skip
-                yield OrderService(session, catalog, PrintingService(session, catalog), snapshots)
-
-        return service()
-
-    yield scope
+    sessions, blobs = session_factory(engine), LocalBlobStore(settings.resolved_blob_dir)
+    snapshots = SnapshotCache(max_age_s=0)
+    yield lambda: order_transaction(
+        sessions, None, blobs, archive_limits=settings.archive_limits, snapshots=snapshots
+    )
     await engine.dispose()
 
 

@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from parts_catalog.service import CatalogService
 from parts_catalog.sqltypes import utcnow
 from services.db import transaction
 from services.factories.repository import SiteRepository
 from services.factories.schemas import SiteStatus
+from services.orders.reoptimize import reoptimize
 from services.orders.repository import OrderRepository
-from services.orders.service import OrderService
-from services.printing.service import PrintingService
+from services.orders.service import OrderService, order_transaction
 from services.workers.context import WorkerResources, resources
 
 log = logging.getLogger(__name__)
@@ -28,12 +26,14 @@ log = logging.getLogger(__name__)
 BATCH = 2000
 
 
-@asynccontextmanager
-async def order_service(res: WorkerResources) -> AsyncIterator[OrderService]:
-    """An OrderService in a transaction of its own; jobs it creates are enqueued after the commit."""
-    async with transaction(res.sessions, res.queue) as session:
-        catalog = CatalogService(session, res.blobs, archive_limits=res.settings.archive_limits)
-        yield OrderService(session, catalog, PrintingService(session, catalog), res.snapshots)
+def order_service(res: WorkerResources) -> AbstractAsyncContextManager[OrderService]:
+    return order_transaction(
+        res.sessions,
+        res.queue,
+        res.blobs,
+        archive_limits=res.settings.archive_limits,
+        snapshots=res.snapshots,
+    )
 
 
 async def reroute_site(ctx: dict[str, Any], site_id: str) -> dict[str, int]:
@@ -73,3 +73,12 @@ async def watch_orders(ctx: dict[str, Any]) -> dict[str, int]:
     if counts["at_risk"] or counts["rerouted"]:
         log.warning("SLA watchdog: %s", counts)
     return counts
+
+
+async def reoptimize_orders(ctx: dict[str, Any]) -> dict[str, float]:
+    """The batch re-optimiser (``services.orders.reoptimize``): apply the moves that hold up."""
+    res = resources(ctx)
+    report, _ = await reoptimize(
+        lambda: order_service(res), min_gain=res.settings.reoptimize_min_gain, apply=True, now=utcnow()
+    )
+    return {"orders": report.orders, "proposed": report.proposed, "applied": report.applied}

@@ -1,0 +1,144 @@
+"""The batch re-optimiser: look at every unstarted order at once and move those a better plan places
+elsewhere (``services.routing.optimizer`` decides; this module feeds it and applies its moves).
+
+Orders are routed one by one as they come; after a burst, a site going offline or cancellations, a joint
+plan can be cheaper (courier cost) and later less often. The plan is an approximation (time buckets, a
+printer free for the whole horizon), so each proposed move is checked again, under the site lock, by routing
+the order to the proposed site from fresh rows: it is applied only if that real quote beats the order's
+current promise by ``min_gain``. Moves of one group (they share printers) go in one transaction: all or
+none. An order that started meanwhile is never moved (``OrderService.move_to_site``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from itertools import groupby
+
+from services.orders.service import LATENESS_WEIGHT, OrderService, hours, merit
+from services.routing.domain import free_quotes
+from services.routing.geo import haversine_km
+from services.routing.optimizer import Job, Move, Option, Printer, Problem, moves, solve
+
+log = logging.getLogger(__name__)
+
+HORIZON = timedelta(hours=72)
+MAX_SITES = 8  # candidate sites per order besides its own: the nearest capable ones
+MAX_ORDERS = 2000
+
+OpenOrders = Callable[[], AbstractAsyncContextManager[OrderService]]
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    orders: int
+    printers: int
+    plan_cost: float
+    placed: int
+    solve_seconds: float
+    method: str
+    proposed: int
+    applied: int
+
+
+class _GroupAbandoned(Exception):
+    """A move of the group did not hold up against fresh rows: roll back the whole group."""
+
+
+async def build_problem(orders: OrderService, *, now: datetime, horizon: timedelta = HORIZON) -> Problem:
+    """Every unstarted order as a job, with options on its own site's printers and on the nearest capable
+    sites' (``MAX_SITES``), each printer free for ``horizon``.
+
+    An option's ``transit_cost`` is the order's merit there (``OrderService.merit``: courier cost plus the
+    router's value of each hour to the door, queue-free), so that the plan and the router agree on what is
+    better; the optimizer adds lateness from its queue model on top.
+    """
+    snapshot = await orders.snapshots.get(orders.routing, now=now, fresh=True)
+    jobs: list[Job] = []
+    used: dict[str, str] = {}
+    for order in await orders.repo.unstarted_orders(limit=MAX_ORDERS):
+        revision = await orders.catalog.revision(order.revision_id)
+        demand = await orders.demand_for(order, revision, snapshot, now=now)
+        own = snapshot.sites.get(str(order.site_id))
+        candidates = [] if own is None else [(haversine_km(demand.destination, own.location), own)]
+        for km, site in snapshot.index.nearest(demand.destination):
+            if len(candidates) > MAX_SITES:
+                break
+            if own is None or site.site_id != own.site_id:
+                candidates.append((km, site))
+        options = []
+        for km, site in candidates:
+            for quote in free_quotes(demand, site, km):
+                used[quote.printer_id] = site.site_id
+                printing = hours(quote.print_end - quote.start)
+                options.append(
+                    Option(
+                        printer_id=quote.printer_id,
+                        site_id=site.site_id,
+                        print_hours=printing,
+                        delivery_hours_if_started_now=max(hours(quote.delivery_at - now), printing),
+                        transit_cost=merit(quote.cost, quote.delivery_at, order.need_by, now=now),
+                    )
+                )
+        jobs.append(
+            Job(
+                job_id=str(order.id),
+                current_assignment=str(order.printer_id) if order.printer_id else None,
+                need_by_hours=hours(order.need_by - now),
+                options=tuple(options),
+            )
+        )
+    printers = tuple(
+        Printer(printer_id=printer_id, site_id=site_id, capacity_hours=hours(horizon))
+        for printer_id, site_id in sorted(used.items())
+    )
+    return Problem(jobs=tuple(jobs), printers=printers, lateness_weight=LATENESS_WEIGHT)
+
+
+async def reoptimize(
+    open_orders: OpenOrders, *, min_gain: float, apply: bool, now: datetime, time_limit_s: float = 1.0
+) -> tuple[Report, list[Move]]:
+    """Plan, and (with ``apply``) carry out the moves that hold up. Each group in a transaction of its own."""
+    async with open_orders() as orders:
+        problem = await build_problem(orders, now=now)
+    if not problem.jobs:
+        return Report(0, 0, 0.0, 0, 0.0, "none", 0, 0), []
+    # The solver is CPU-bound for up to its time limit: off the event loop.
+    plan = await asyncio.to_thread(solve, problem, time_limit_s=time_limit_s)
+    proposed = [
+        m for m in await asyncio.to_thread(moves, plan, problem, min_improvement=min_gain) if m.to_printer
+    ]
+    sites = {printer.printer_id: printer.site_id for printer in problem.printers}
+    applied = 0
+    if apply:
+        for _, group in groupby(sorted(proposed, key=lambda m: m.group), key=lambda m: m.group):
+            members = list(group)
+            try:
+                async with open_orders() as orders:
+                    for move in members:
+                        assert move.to_printer is not None
+                        moved = await orders.move_to_site(
+                            uuid.UUID(move.job_id), sites[move.to_printer], min_gain=min_gain, now=now
+                        )
+                        if moved is None:
+                            raise _GroupAbandoned
+                applied += len(members)
+            except _GroupAbandoned:
+                log.info("re-optimiser: a group of %d moves did not hold up against fresh rows", len(members))
+    report = Report(
+        orders=len(problem.jobs),
+        printers=len(problem.printers),
+        plan_cost=plan.cost,
+        placed=plan.placed,
+        solve_seconds=plan.solve_seconds,
+        method=plan.method,
+        proposed=len(proposed),
+        applied=applied,
+    )
+    log.info("re-optimiser: %s", report)
+    return report, proposed
