@@ -11,6 +11,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.factories.models import Printer, Site
+from services.orders.models import PrinterReservation
 
 
 class SiteRepository:
@@ -32,6 +33,20 @@ class SiteRepository:
         for printer in (await self.session.exec(query)).all():
             found[printer.site_id].append(printer)
         return found
+
+    async def printers_with_reservations(self, site_id: uuid.UUID, keep_keys: Iterable[str]) -> list[str]:
+        """Keys of the site's printers, other than ``keep_keys``, that hold an active reservation."""
+        query = (
+            select(Printer.key)
+            .join(PrinterReservation, col(PrinterReservation.printer_id) == col(Printer.id))
+            .where(
+                col(Printer.site_id) == site_id,
+                col(Printer.key).not_in(list(keep_keys)),
+                col(PrinterReservation.released_at).is_(None),
+            )
+            .distinct()
+        )
+        return sorted((await self.session.exec(query)).all())
 
     async def remove_printers(self, site_id: uuid.UUID, keep_keys: Iterable[str]) -> None:
         keep = list(keep_keys)

@@ -129,7 +129,16 @@ class SiteRegistry:
         return site
 
     async def _replace_printers(self, site: Site, spec: SiteIn) -> SiteView:
-        await self.repo.remove_printers(site.id, (p.key for p in spec.printers))
+        keep = [p.key for p in spec.printers]
+        busy = await self.repo.printers_with_reservations(site.id, keep)
+        if busy:
+            raise Conflict(
+                "these printers hold orders that have not started; re-route or cancel them first "
+                "(or set the site offline, which re-routes them)",
+                code="printer_has_orders",
+                details={"printers": busy},
+            )
+        await self.repo.remove_printers(site.id, keep)
         existing = {p.key: p for p in (await self.repo.printers_of([site.id])).get(site.id, [])}
         for printer_spec in spec.printers:
             fields = _printer_fields(printer_spec)

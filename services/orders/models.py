@@ -34,7 +34,8 @@ class Order(SQLModel, table=True):
     status: OrderStatus = Field(sa_type=StrEnumType(OrderStatus), index=True)
     # The current assignment. A re-route replaces all of these and writes an event with the old ones.
     site_id: uuid.UUID | None = Field(default=None, foreign_key="site.id", index=True)
-    printer_id: uuid.UUID | None = Field(default=None, foreign_key="printer.id")
+    # SET NULL: an operator may remove a printer once no unstarted order holds a slot on it.
+    printer_id: uuid.UUID | None = Field(default=None, foreign_key="printer.id", ondelete="SET NULL")
     print_job_id: uuid.UUID | None = Field(default=None, foreign_key="print_job.id", index=True)
     service_level: str | None = Field(default=None, max_length=32)
     promised_delivery_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -74,7 +75,7 @@ class PrinterReservation(SQLModel, table=True):
     __table_args__ = (sa.Index("ix_printer_reservation_printer_end", "printer_id", "end_at"),)
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    printer_id: uuid.UUID = Field(foreign_key="printer.id")
+    printer_id: uuid.UUID = Field(foreign_key="printer.id", ondelete="CASCADE")
     order_id: uuid.UUID = Field(foreign_key="orders.id", index=True)
     start_at: datetime = Field(sa_type=UTCDateTime)
     end_at: datetime = Field(sa_type=UTCDateTime)

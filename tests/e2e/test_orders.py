@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,6 +19,7 @@ from tests.builders import (
     HAMBURG,
     MUNICH,
     bearer,
+    factory_body,
     make_account,
     make_admin_token,
     make_factory,
@@ -289,3 +291,40 @@ async def test_listing_pages_newest_first(client: httpx.AsyncClient, shop: dict[
         await client.get("/orders", params={"status": "routed"}, headers=bearer(shop["admin"]))
     ).json()
     assert len(admin_view["items"]) == 3
+
+
+async def test_qualified_revisions_gate_a_site(client: httpx.AsyncClient, shop: dict[str, Any]) -> None:
+    admin = shop["admin"]
+    body = factory_body("hamburg", HAMBURG, qualified_revisions=[str(uuid.uuid4())])
+    replaced = await client.put(f"/sites/{shop['hamburg']['id']}", json=body, headers=bearer(admin))
+    assert replaced.status_code == 200, replaced.text
+    order = (await place_order(client, shop["tech"], order_body("BR-1", HAMBURG))).json()
+    assert order["routing"]["quote"]["site_slug"] == "munich"  # Hamburg is not qualified for this revision
+
+    body["qualified_revisions"] = [order["revision_id"]]
+    await client.put(f"/sites/{shop['hamburg']['id']}", json=body, headers=bearer(admin))
+    again = (await place_order(client, shop["tech"], order_body("BR-1", HAMBURG))).json()
+    assert again["routing"]["quote"]["site_slug"] == "hamburg"
+
+
+async def test_a_printer_holding_orders_cannot_be_removed(
+    client: httpx.AsyncClient, shop: dict[str, Any]
+) -> None:
+    admin = shop["admin"]
+    order = (await place_order(client, shop["tech"], order_body("BR-1", HAMBURG))).json()
+    without_printers = factory_body("hamburg", HAMBURG, printers=[])
+    refused = await client.put(
+        f"/sites/{shop['hamburg']['id']}", json=without_printers, headers=bearer(admin)
+    )
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "printer_has_orders"
+    assert refused.json()["error"]["details"] == {"printers": ["mk4-01"]}
+
+    await client.post(f"/orders/{order['id']}/cancel", json={}, headers=bearer(shop["tech"]))
+    removed = await client.put(
+        f"/sites/{shop['hamburg']['id']}", json=without_printers, headers=bearer(admin)
+    )
+    assert removed.status_code == 200, removed.text
+    assert (await client.get(f"/orders/{order['id']}", headers=bearer(shop["tech"]))).json()[
+        "status"
+    ] == "cancelled"

@@ -39,7 +39,7 @@ def upgrade() -> None:
         sa.Column("accept_late", sa.Boolean(), nullable=False),
         sa.Column("status", sa.String(32), nullable=False, index=True),
         sa.Column("site_id", sa.Uuid(), sa.ForeignKey("site.id"), nullable=True, index=True),
-        sa.Column("printer_id", sa.Uuid(), sa.ForeignKey("printer.id"), nullable=True),
+        sa.Column("printer_id", sa.Uuid(), sa.ForeignKey("printer.id", ondelete="SET NULL"), nullable=True),
         sa.Column("print_job_id", sa.Uuid(), sa.ForeignKey("print_job.id"), nullable=True, index=True),
         sa.Column("service_level", sa.String(32), nullable=True),
         sa.Column("promised_delivery_at", _TS, nullable=True),
@@ -67,7 +67,7 @@ def upgrade() -> None:
     op.create_table(
         "printer_reservation",
         sa.Column("id", sa.Uuid(), primary_key=True),
-        sa.Column("printer_id", sa.Uuid(), sa.ForeignKey("printer.id"), nullable=False),
+        sa.Column("printer_id", sa.Uuid(), sa.ForeignKey("printer.id", ondelete="CASCADE"), nullable=False),
         sa.Column("order_id", sa.Uuid(), sa.ForeignKey("orders.id"), nullable=False, index=True),
         sa.Column("start_at", _TS, nullable=False),
         sa.Column("end_at", _TS, nullable=False),
