@@ -3,8 +3,11 @@
 It migrates the database, starts the API on a loopback port and a worker, generates a catalog of spare
 parts, uploads them, lets the worker check (and if needed repair) each model, prepares each for a demo
 printer (orientation and slicing: PrusaSlicer when installed, else the built-in estimator), searches the
-parts back as a technician, checks that another organization sees none of them, and returns a summary.
-Re-running it on the same data directory adds new revisions; each model file is stored once.
+parts back as a technician, checks that another organization sees none of them, registers microfactories
+around Hamburg (and one in Munich), places orders as the technician to show SLA routing (a normal order, one
+the deadline sends past the nearest site, one no site can make in time), and returns a summary.
+Re-running it on the same data directory adds new revisions (each model file is stored once), updates the
+sites and cancels the previous run's open orders first, so that every run routes against free printers.
 """
 
 from __future__ import annotations
@@ -12,9 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -26,7 +32,10 @@ from services.api.app import create_app
 from services.config import Settings
 from services.db import create_engine, session_factory, transaction
 from services.demo.meshes import DEMO_PARTS, DemoPart, export_model
+from services.factories.schemas import WEEKDAYS
 from services.migrate import upgrade
+from services.orders.states import UNSTARTED
+from services.routing.geo import GeoPoint, haversine_km
 from services.workers.settings import build_worker
 
 Echo = Callable[[str], None] | None
@@ -41,6 +50,50 @@ DEMO_PRINTER: dict[str, Any] = {
     "profile": {"name": "pla-0.2-normal"},
 }
 _OTHER_CUSTOMER = ("southwind-bottling", "Southwind Bottling")
+
+
+@dataclass(frozen=True, slots=True)
+class DemoSite:
+    slug: str
+    name: str
+    at: tuple[float, float]  # latitude, longitude
+    post_processing_minutes: int = 30
+
+
+# Open around the clock with an 18:00 courier pickup every day: where an order goes, and whether it is on
+# time, then does not depend on the weekday or the time of day the demo runs.
+_ALWAYS_OPEN = {day: [{"open": "00:00", "close": "00:00"}] for day in WEEKDAYS}
+_DAILY_PICKUP = dict.fromkeys(WEEKDAYS, "18:00")
+# Four sites, not more: an order shows its best three alternatives, and the slow lab must be among them
+# for the urgent order. The Norderstedt lab QAs every part for two days: the nearest site to the
+# Norderstedt depot, but too slow for any deadline within two days.
+DEMO_SITES = (
+    DemoSite("hamburg", "Hamburg Harbour Print Hub", (53.5461, 9.9661)),
+    DemoSite(
+        "norderstedt-qa", "Norderstedt Certified QA Lab", (53.7064, 9.9920), post_processing_minutes=2880
+    ),
+    DemoSite("bremen", "Bremen Port Workshop", (53.0793, 8.8017)),
+    DemoSite("munich", "Munich Rail Depot Workshop", (48.1351, 11.5820)),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DemoDepot:
+    city: str
+    at: tuple[float, float]
+    street: str
+    postal_code: str
+
+
+_HAMBURG_DEPOT = DemoDepot("Hamburg", (53.5511, 9.9937), "Werkstrasse 1", "20095")
+_NORDERSTEDT_DEPOT = DemoDepot("Norderstedt", (53.6990, 10.0100), "Industriestrasse 7", "22844")
+_BREAKDOWN = (
+    ("queue", "queue_wait_seconds"),
+    ("print", "print_seconds"),
+    ("post-processing", "post_processing_seconds"),
+    ("courier wait", "courier_wait_seconds"),
+    ("transit", "transit_seconds"),
+)
 
 
 class DemoFailed(RuntimeError):
@@ -192,6 +245,176 @@ async def _prepare(admin: httpx.AsyncClient, revision_id: str) -> dict[str, Any]
     )
 
 
+def _site_body(site: DemoSite) -> dict[str, Any]:
+    return {
+        "slug": site.slug,
+        "name": site.name,
+        "latitude": site.at[0],
+        "longitude": site.at[1],
+        "timezone": "Europe/Berlin",
+        "opening_hours": _ALWAYS_OPEN,
+        "courier_cutoffs": _DAILY_PICKUP,
+        "post_processing_minutes": site.post_processing_minutes,
+        "printers": [
+            {
+                "key": "mk4-01",
+                "model": "i3 MK4-class",
+                # The demo printer's bed and profile: the orders' print jobs then come from the slice cache.
+                "build_volume": DEMO_PRINTER["build_volume"],
+                "profile": DEMO_PRINTER["profile"],
+                "materials_supported": ["PLA", "PETG", "ASA"],
+                "materials_loaded": ["PETG"],
+            }
+        ],
+    }
+
+
+async def _ensure_sites(admin: httpx.AsyncClient) -> list[tuple[DemoSite, str]]:
+    """Register the demo sites, or bring them back to their demo definition when a run registered them."""
+    existing = {s["slug"]: s["id"] for s in _ok(await admin.get("/sites"), 200)}
+    done = []
+    for site in DEMO_SITES:
+        if site.slug in existing:
+            _ok(await admin.put(f"/sites/{existing[site.slug]}", json=_site_body(site)), 200)
+            done.append((site, "updated"))
+        else:
+            _ok(await admin.post("/sites", json=_site_body(site)), 201)
+            done.append((site, "registered"))
+    return done
+
+
+def _site_line(site: DemoSite, action: str) -> str:
+    km = _km(site.at, _HAMBURG_DEPOT.at)
+    qa = _span(site.post_processing_minutes * 60)
+    return f"  {site.slug:<15} {site.name:<30} {km:4.0f} km from Hamburg  post-processing {qa:>7}  {action}"
+
+
+def _km(a: tuple[float, float], b: tuple[float, float]) -> float:
+    return haversine_km(GeoPoint(*a), GeoPoint(*b))
+
+
+def _nearest(depot: DemoDepot) -> DemoSite:
+    return min(DEMO_SITES, key=lambda site: _km(site.at, depot.at))
+
+
+async def _cancel_open_orders(tech: httpx.AsyncClient) -> int:
+    """Cancel what an earlier run left holding printer slots, so that this run routes as the first did."""
+    cancelled = 0
+    for status in sorted(UNSTARTED):
+        found = _ok(await tech.get("/orders", params={"status": status, "limit": 200}), 200)["items"]
+        for order in found:
+            body = {"reason": "spareflow demo re-run"}
+            _ok(await tech.post(f"/orders/{order['id']}/cancel", json=body), 200)
+            cancelled += 1
+    return cancelled
+
+
+def _order_body(part_number: str, depot: DemoDepot, **deadline: str) -> dict[str, Any]:
+    return {
+        "part_number": part_number,
+        "quantity": 1,
+        "destination": {
+            "latitude": depot.at[0],
+            "longitude": depot.at[1],
+            "address": {
+                "lines": [depot.street],
+                "city": depot.city,
+                "postal_code": depot.postal_code,
+                "country": "DE",
+            },
+            "contact": {"name": "Ada Field", "phone": "+49 40 123456", "email": "ada@example.com"},
+        },
+        **deadline,
+    }
+
+
+async def _place(tech: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Response:
+    return await tech.post("/orders", json=body, headers={"Idempotency-Key": str(uuid.uuid4())})
+
+
+def _hours_ahead(hours: float) -> str:
+    return (datetime.now(UTC) + timedelta(hours=hours)).isoformat()
+
+
+def _when(value: str, fmt: str = "%a %d %b %H:%M UTC") -> str:
+    return datetime.fromisoformat(value).astimezone(UTC).strftime(fmt)
+
+
+def _span(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds < 90 * 60 else f"{seconds / 3600:.1f} h"
+
+
+def _order_lines(order: dict[str, Any]) -> list[str]:
+    quote = order["routing"]["quote"]
+    b = quote["breakdown"]
+    timing = " + ".join(f"{name} {_span(b[key])}" for name, key in _BREAKDOWN)
+    lost = ", ".join(
+        f"{a['site_slug']} {a['lost_because']} ({_when(a['delivery_at'], '%a %H:%M')})"
+        for a in order["routing"]["alternatives"]
+    )
+    return [
+        f"    -> {quote['site_slug']}/{quote['printer_key']}, {quote['distance_km']:.0f} km by "
+        f"{quote['service_level']} courier: delivery {_when(quote['delivery_at'])}, "
+        f"{'on time' if quote['on_time'] else 'late'}; {order['status']}",
+        f"       {timing} = {_span(b['total_seconds'])}",
+        f"       lost: {lost or 'no other site'}",
+    ]
+
+
+def _order_summary(order: dict[str, Any], nearest: DemoSite) -> dict[str, Any]:
+    quote = order["routing"]["quote"]
+    return {
+        "site": quote["site_slug"],
+        "printer": quote["printer_key"],
+        "nearest_site": nearest.slug,
+        "promised_delivery_at": order["promised_delivery_at"],
+        "on_time": quote["on_time"],
+        "status": order["status"],
+        "lost_because": {a["site_slug"]: a["lost_because"] for a in order["routing"]["alternatives"]},
+    }
+
+
+async def _orders(tech: httpx.AsyncClient, say: Callable[[str], None]) -> dict[str, Any]:
+    """Three orders for the first demo part: normal, forced past the nearest site by its deadline, and
+    impossible in time. Waits until the placed ones' print jobs are prepared (from the slice cache)."""
+    part = DEMO_PARTS[0]
+    placed: dict[str, tuple[dict[str, Any], DemoSite]] = {}
+    for key, label, depot, deadline in (
+        ("normal", "SLA 48 h", _HAMBURG_DEPOT, {"sla": "48h"}),
+        ("sla_forced", "needed in 30 h", _NORDERSTEDT_DEPOT, {"need_by": _hours_ahead(30)}),
+    ):
+        nearest = _nearest(depot)
+        where = f"nearest site: {nearest.slug}, {_km(nearest.at, depot.at):.0f} km"
+        say(f"  {key}: {part.part_number} to {depot.city}, {label} ({where})")
+        created = _ok(await _place(tech, _order_body(part.part_number, depot, **deadline)), 201)
+        order = await _until(
+            tech, f"/orders/{created['id']}", lambda o: o["status"] not in ("routed", "preparing")
+        )
+        placed[key] = (order, nearest)
+        for line in _order_lines(order):
+            say(line)
+
+    say(f"  unachievable: {part.part_number} to {_HAMBURG_DEPOT.city}, needed in 1 h")
+    refused = await _place(tech, _order_body(part.part_number, _HAMBURG_DEPOT, need_by=_hours_ahead(1)))
+    if refused.status_code != 422:
+        raise DemoFailed(f"an order due in 1 h was not refused: {refused.status_code} {refused.text}")
+    error = refused.json()["error"]
+    earliest = error["details"]["earliest"]
+    say(
+        f"    -> 422 {error['code']}: earliest {_when(earliest['delivery_at'])} from "
+        f"{earliest['site_slug']} ({earliest['service_level']}); accept_late=true would take it"
+    )
+    return {
+        **{key: _order_summary(order, nearest) for key, (order, nearest) in placed.items()},
+        "unachievable": {
+            "code": error["code"],
+            "earliest_site": earliest["site_slug"],
+            "earliest_delivery_at": earliest["delivery_at"],
+            "service_level": earliest["service_level"],
+        },
+    }
+
+
 async def run_demo(settings: Settings, *, redis_url: str, echo: Echo = print) -> dict[str, Any]:
     say = echo or (lambda _: None)
     timings: dict[str, float] = {}
@@ -269,6 +492,18 @@ async def run_demo(settings: Settings, *, redis_url: str, echo: Echo = print) ->
             if outsider_sees or outsider_get != 404:
                 raise DemoFailed("tenancy leak: another organization can see Northwind's parts")
 
+            sited_at = time.perf_counter()
+            say("\nMicrofactories (open around the clock, courier pickup daily at 18:00 Berlin time):")
+            # First, as sites cannot drop printers that hold unstarted orders.
+            cancelled = await _cancel_open_orders(tech)
+            if cancelled:
+                say(f"  (cancelled {cancelled} open orders of an earlier run: their printer slots are free)")
+            for site, action in await _ensure_sites(admin):
+                say(_site_line(site, action))
+            say("\nOrders as a Northwind technician (SLA routing):")
+            orders = {**await _orders(tech, say), "cancelled_from_earlier_runs": cancelled}
+            timings["orders_ms"] = (time.perf_counter() - sited_at) * 1000
+
             statuses: Counter[str] = Counter()
             revisions = 0
             for item in _ok(await tech.get("/parts", params={"limit": 100}), 200)["items"]:
@@ -283,6 +518,7 @@ async def run_demo(settings: Settings, *, redis_url: str, echo: Echo = print) ->
         "revisions_by_status": dict(statuses),
         "searches": searches,
         "tenancy": {"other_org_sees": outsider_sees, "other_org_direct_get": outsider_get},
+        "orders": orders,
         "print_jobs": dict(Counter(job["status"] for _, job in jobs)),
         "slicers": dict(Counter(job["slice"]["slicer"] for _, job in jobs if job["slice"])),
         "estimates": {

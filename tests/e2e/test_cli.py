@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,6 +39,8 @@ def test_demo_runs_end_to_end_on_embedded_defaults(tmp_path: Path) -> None:
     assert summary["searches"]["by_text"] >= 1
     assert min(v for k, v in summary["searches"].items() if k.startswith("by_equipment")) >= 2
     assert summary["tenancy"] == {"other_org_sees": 0, "other_org_direct_get": 404}
+    assert_sla_routing(summary["orders"])
+    assert summary["orders"]["cancelled_from_earlier_runs"] == 0
     assert (tmp_path / ".spareflow" / "spareflow.db").is_file()
     assert not (tmp_path / ".spareflow" / "redis.sock").exists(), "embedded Redis left running"
 
@@ -50,8 +53,29 @@ def test_demo_runs_end_to_end_on_embedded_defaults(tmp_path: Path) -> None:
     assert again["revisions"] == 10
     # Same models, same printer: the second run's jobs come from the slice cache.
     assert again["estimates"] == summary["estimates"]
-    # Same generated models: every file is stored once however often it is uploaded.
+    # Same generated models: every file is stored once however often it is uploaded. The orders' print jobs
+    # run on printers with the demo printer's bed and profile: their G-code comes from the slice cache too.
     assert sorted(p.name for p in blobs.glob("??/??/*")) == stored
+    # The first run's two open orders are cancelled, so the second routes against free printers again.
+    assert again["orders"]["cancelled_from_earlier_runs"] == 2
+    assert_sla_routing(again["orders"])
+
+
+def assert_sla_routing(orders: dict[str, Any]) -> None:
+    """The demo's three orders: nearest site, a farther site forced by the deadline, and a refusal."""
+    normal, forced, refused = orders["normal"], orders["sla_forced"], orders["unachievable"]
+    assert normal["site"] == normal["nearest_site"] == "hamburg"
+    assert normal["on_time"] is True
+    assert normal["status"] == "ready_for_print"
+    # The Norderstedt lab is nearest to the Norderstedt depot but needs two days of QA: 30 hours are too few.
+    assert forced["nearest_site"] == "norderstedt-qa"
+    assert forced["site"] != "norderstedt-qa"
+    assert forced["on_time"] is True
+    assert forced["lost_because"]["norderstedt-qa"] == "sla_missed"
+    assert forced["status"] == "ready_for_print"
+    assert refused["code"] == "sla_unachievable"
+    assert refused["earliest_site"] in {"hamburg", "norderstedt-qa", "bremen", "munich"}
+    assert refused["earliest_delivery_at"]
 
 
 def test_keys_and_accounts_from_the_command_line(tmp_path: Path) -> None:
