@@ -309,7 +309,7 @@ class OrderService:
             )
             last = attempt == ATTEMPTS - 1
             if decision.best is None and (fresh or last):
-                raise self._unachievable(decision, snapshot, order)
+                raise self._unachievable(decision, demand.need_by, snapshot.printers, snapshot.slugs)
             if decision.best is not None:
                 if last:
                     sites = [s for s, state in snapshot.sites.items() if state.status is SiteStatus.ONLINE]
@@ -361,7 +361,7 @@ class OrderService:
         best = decision.best
         if best is None or (snapshot_on_time and not best.on_time and not final):
             if final:
-                raise self._unachievable(decision, None, None, printers=printers, slugs=slugs)
+                raise self._unachievable(decision, demand.need_by, printers, slugs)
             raise _Contended
         return _Placement(decision=decision, quote=best, printers=printers, slugs=slugs)
 
@@ -374,17 +374,13 @@ class OrderService:
         facts = (revision.geometry_report or {}).get("facts") or {}
         return await self._print_minutes(revision, facts, new)
 
+    @staticmethod
     def _unachievable(
-        self,
         decision: RoutingDecision,
-        snapshot: Snapshot | None,
-        order: Order | None,
-        *,
-        printers: Mapping[str, PrinterInfo] | None = None,
-        slugs: Mapping[str, str] | None = None,
+        need_by: datetime,
+        printers: Mapping[str, PrinterInfo],
+        slugs: Mapping[str, str],
     ) -> InvalidRequest:
-        printers = printers if printers is not None else snapshot.printers if snapshot else {}
-        slugs = slugs if slugs is not None else snapshot.slugs if snapshot else {}
         earliest = decision.earliest
         if earliest is None:
             reasons = sorted({r.reason.value for r in decision.rejections})
@@ -399,7 +395,6 @@ class OrderService:
             site_slug=slugs.get(earliest.site_id, info.site_slug),
             service_level=earliest.service_level,
         )
-        need_by = order.need_by if order is not None else earliest.delivery_at
         return SlaUnachievable(
             "no site can deliver by the requested time; send accept_late=true to take the earliest delivery",
             details={"need_by": need_by.isoformat(), "earliest": where.model_dump(mode="json")},
