@@ -28,6 +28,10 @@ from services.routing.optimizer import (
     unplaced_penalty_of,
     validate_plan,
 )
+from services.routing.optimizer import _compile as compile_model
+from services.routing.optimizer import _greedy as greedy_fill
+from services.routing.optimizer import _plan as plan_of
+from services.routing.optimizer import _Search as Search
 
 
 def option(
@@ -185,6 +189,29 @@ def test_an_empty_problem_has_an_empty_plan() -> None:
     for plan in (solve_exact(instance), solve_greedy(instance), solve(instance)):
         assert plan.assignments == {}
         assert plan.cost == 0.0
+
+
+def test_an_ejection_chain_makes_room_for_a_job_the_greedy_left_out() -> None:
+    # x (due first) takes a, its cheapest; y fits only on a; z takes b (x's other printer); c is z's spare.
+    # Chain: y takes a, x moves to b, z moves to c: all three placed, which one move alone cannot do.
+    jobs = [
+        job("x", option("a", hours=3, transit=1), option("b", hours=3, transit=2), need_by=1),
+        job("y", option("a", hours=3, transit=1), need_by=2),
+        job("z", option("b", hours=3, transit=1), option("c", hours=3, transit=9), need_by=3),
+    ]
+    instance = problem(jobs, [printer("a", 4), printer("b", 4), printer("c", 4)], buckets=1)
+    model = compile_model(instance)
+    search = Search(model)
+    greedy_fill(search)
+    assert search.unplaced == {1}
+
+    assert not search.make_room(1, depth=1)  # x cannot go anywhere else as things are
+    assert search.unplaced == {1}
+    assert search.make_room(1, depth=2)
+
+    plan = plan_of(model, search.choice, started=time.perf_counter(), optimal=False, method="test")
+    assert validate_plan(instance, plan) == []
+    assert plan.assignments == {"x": "b", "y": "a", "z": "c"}
 
 
 def test_bucket_ends_rise_to_the_capacity() -> None:
@@ -445,6 +472,50 @@ def test_solve_on_larger_instances_stays_valid_and_never_loses_to_the_greedy(ins
     assert plan.placed >= greedy.placed
 
 
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(small_problems(max_jobs=8, max_printers=4), st.integers(min_value=1, max_value=4))
+def test_ejection_chains_only_ever_add_jobs_and_leave_the_plan_valid(instance: Problem, depth: int) -> None:
+    model = compile_model(instance)
+    search = Search(model)
+    greedy_fill(search)
+    for u in sorted(search.unplaced):
+        before = (list(search.choice), search.total, list(search.slack))
+        if search.make_room(u, depth):
+            assert search.choice[u] >= 0
+            assert sum(v >= 0 for v in search.choice) == sum(v >= 0 for v in before[0]) + 1
+            assert search.total < before[1]
+        else:  # a failed chain undoes every move it tried
+            assert search.choice == before[0]
+            assert search.total == pytest.approx(before[1])
+            assert search.slack == pytest.approx(before[2])
+    # room (kept up to date incrementally) is each row's least slack over it and its printer's later rows
+    fresh = Search(model)
+    fresh.slack = list(search.slack)
+    for v in range(model.n_vars):
+        fresh._refresh(v)
+    assert fresh.room == search.room
+    plan = plan_of(model, search.choice, started=time.perf_counter(), optimal=False, method="test")
+    assert validate_plan(instance, plan) == []
+    assert plan.placed >= solve_greedy(instance).placed
+
+
+@settings(max_examples=100, deadline=None)
+@given(small_problems(max_jobs=8, max_printers=4))
+def test_the_compiled_penalty_is_unplaced_penalty_of(instance: Problem) -> None:
+    assert compile_model(instance).penalty == unplaced_penalty_of(instance)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(small_problems(max_jobs=5, max_printers=3))
+def test_solve_matches_the_proved_optimum_on_small_instances(instance: Problem) -> None:
+    exact = solve_exact(instance)
+    plan = solve(instance, time_limit_s=0.5)
+
+    assert exact.optimal
+    assert plan.placed == exact.placed
+    assert plan.cost == pytest.approx(exact.cost, rel=1e-9, abs=1e-6)
+
+
 def seeded_problem(seed: int, *, jobs: int, printers: int, fill: float) -> Problem:
     """Jobs with 3-6 random options each; capacities share ``fill`` x the demand at random."""
     rng = random.Random(seed)
@@ -479,6 +550,24 @@ def test_solve_runs_the_lp_guided_search_on_a_medium_instance(seed: int) -> None
     assert plan.method == "lp-round"
     assert validate_plan(instance, plan) == []
     assert elapsed <= 0.5 + _CLOCK_SLACK_S
+    assert plan.placed >= greedy.placed
+    assert plan.cost < greedy.cost
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_solve_on_a_large_instance_uses_the_restricted_lp_and_beats_the_greedy(seed: int) -> None:
+    # Over 4,000 variables: the LP over each job's cheapest variables, chains, then the local search.
+    instance = seeded_problem(seed, jobs=500, printers=50, fill=0.9)
+    assert compile_model(instance).n_vars > 4_000
+    greedy = solve_greedy(instance)
+
+    started = time.perf_counter()
+    plan = solve(instance, time_limit_s=1.0)
+    elapsed = time.perf_counter() - started
+
+    assert plan.method == "lp-round"
+    assert validate_plan(instance, plan) == []
+    assert elapsed <= 1.0 + _CLOCK_SLACK_S
     assert plan.placed >= greedy.placed
     assert plan.cost < greedy.cost
 
