@@ -11,6 +11,8 @@ import hashlib
 import logging
 import tempfile
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -107,22 +109,27 @@ async def check_revision(ctx: dict[str, Any], revision_id: str) -> str:
     return "ready" if outcome.printable else "rejected"
 
 
-async def _follow_job(res: WorkerResources, session: Any, job_id: uuid.UUID) -> None:
-    """Move the job's order along with it (preparing, ready; a failed job re-routes or fails the order)."""
-    catalog, printing = _services(res, session)
-    job = await printing.repo.job(job_id)
-    if job is not None:
-        await OrderService(session, catalog, printing, res.snapshots).sync_with_job(job)
+@asynccontextmanager
+async def _job_step(res: WorkerResources, job_id: uuid.UUID) -> AsyncIterator[PrintingService]:
+    """One transaction that changes a print job and moves its order along with it (preparing, ready; a
+    failed job re-routes or fails the order). The order is locked before the job, as everywhere that touches
+    both (cancel, re-route, the re-optimiser): the opposite order could deadlock with them."""
+    async with transaction(res.sessions, res.queue) as session:
+        catalog, printing = _services(res, session)
+        orders = OrderService(session, catalog, printing, res.snapshots)
+        await orders.repo.order_of_job(job_id)
+        yield printing
+        job = await printing.repo.job(job_id)
+        if job is not None:
+            await orders.sync_with_job(job)
 
 
 async def prepare_print(ctx: dict[str, Any], job_id: str) -> str:
     res = resources(ctx)
     settings = res.settings
     jid = uuid.UUID(job_id)
-    # Every transaction that changes the job also moves its order, in the same commit.
-    async with transaction(res.sessions, res.queue) as session:
-        task = await _services(res, session)[1].begin_preparation(jid, max_attempts=settings.max_job_attempts)
-        await _follow_job(res, session, jid)
+    async with _job_step(res, jid) as printing:
+        task = await printing.begin_preparation(jid, max_attempts=settings.max_job_attempts)
     if task is None:
         return "nothing to do"
     try:
@@ -131,17 +138,14 @@ async def prepare_print(ctx: dict[str, Any], job_id: str) -> str:
         if exc.retryable and task.attempt < settings.max_job_attempts:
             raise Retry(defer=_backoff(task.attempt)) from exc
         log.warning("print job %s failed: %s %s", jid, exc.code, exc)
-        async with transaction(res.sessions, res.queue) as session:
-            await _services(res, session)[1].fail_preparation(jid, code=exc.code, message=_describe(exc))
-            await _follow_job(res, session, jid)
+        async with _job_step(res, jid) as printing:
+            await printing.fail_preparation(jid, code=exc.code, message=_describe(exc))
         return f"failed: {exc.code}"
     if isinstance(prepared, str):
         return prepared
-    async with transaction(res.sessions, res.queue) as session:
-        printing = _services(res, session)[1]
+    async with _job_step(res, jid) as printing:
         artifact = await printing.store_artifact(prepared.artifact) if prepared.fresh else prepared.artifact
         await printing.finish_preparation(jid, artifact)
-        await _follow_job(res, session, jid)
     return "ready"
 
 
@@ -187,14 +191,13 @@ async def _prepare(res: WorkerResources, task: PreparationTask) -> _Prepared | s
             )
         if not orientation["fits"]:
             # Said before any slicer runs: PrusaSlicer would abort, CuraEngine would print off the bed.
-            async with transaction(res.sessions, res.queue) as session:
-                await _services(res, session)[1].fail_preparation(
+            async with _job_step(res, task.job_id) as printing:
+                await printing.fail_preparation(
                     task.job_id,
                     code=orientation.get("reason") or "does_not_fit",
                     message=f"does not fit {printer.name} ({bed.x_mm} x {bed.y_mm} x {bed.z_mm} mm) "
                     f"in any orientation; smallest size {orientation.get('size_mm')}",
                 )
-                await _follow_job(res, session, task.job_id)
             return "failed: does not fit"
         slice_dir = Path(workdir) / "slice"
         slice_dir.mkdir()
