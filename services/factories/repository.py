@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -24,11 +24,18 @@ class SiteRepository:
     async def site_by_slug(self, slug: str) -> Site | None:
         return (await self.session.exec(select(Site).where(Site.slug == slug))).first()
 
-    async def all_sites(self) -> Sequence[Site]:
-        return (await self.session.exec(select(Site).order_by(col(Site.slug)))).all()
+    async def sites(self, site_ids: Collection[uuid.UUID] | None = None) -> Sequence[Site]:
+        """The given sites, or all, by slug."""
+        query = select(Site).order_by(col(Site.slug))
+        if site_ids is not None:
+            query = query.where(col(Site.id).in_(list(site_ids)))
+        return (await self.session.exec(query)).all()
 
-    async def printers_of(self, site_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[Printer]]:
-        query = select(Printer).where(col(Printer.site_id).in_(list(site_ids))).order_by(col(Printer.key))
+    async def printers_of(self, site_ids: Iterable[uuid.UUID] | None) -> dict[uuid.UUID, list[Printer]]:
+        """Printers by site, by key: of the given sites, or of all (None)."""
+        query = select(Printer).order_by(col(Printer.key))
+        if site_ids is not None:
+            query = query.where(col(Printer.site_id).in_(list(site_ids)))
         found: dict[uuid.UUID, list[Printer]] = defaultdict(list)
         for printer in (await self.session.exec(query)).all():
             found[printer.site_id].append(printer)

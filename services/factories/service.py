@@ -100,7 +100,7 @@ class SiteRegistry:
         return SiteView(site=site, printers=(await self.repo.printers_of([site.id])).get(site.id, []))
 
     async def list_sites(self) -> list[SiteView]:
-        sites = await self.repo.all_sites()
+        sites = await self.repo.sites()
         printers = await self.repo.printers_of(s.id for s in sites)
         return [SiteView(site=s, printers=printers.get(s.id, [])) for s in sites]
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import groupby
 
+from parts_catalog.models import PartRevision
 from services.orders.service import LATENESS_WEIGHT, OrderService, hours, merit
 from services.routing.domain import free_quotes
 from services.routing.geo import haversine_km
@@ -61,9 +62,17 @@ async def build_problem(orders: OrderService, *, now: datetime, horizon: timedel
     snapshot = await orders.snapshots.get(orders.routing, now=now, fresh=True)
     jobs: list[Job] = []
     used: dict[str, str] = {}
+    # Many orders share a part: its revision and print minutes are read once.
+    revisions: dict[uuid.UUID, tuple[PartRevision, dict[str, float]]] = {}
     for order in await orders.repo.unstarted_orders(limit=MAX_ORDERS):
-        revision = await orders.catalog.revision(order.revision_id)
-        demand = await orders.demand_for(order, revision, snapshot, now=now)
+        if order.revision_id not in revisions:
+            revision = await orders.catalog.revision(order.revision_id)
+            revisions[order.revision_id] = (
+                revision,
+                await orders.print_minutes(revision, snapshot.printers.values()),
+            )
+        revision, minutes = revisions[order.revision_id]
+        demand = orders.demand_for(order, revision, snapshot, now=now, print_minutes=minutes)
         own = snapshot.sites.get(str(order.site_id))
         candidates = [] if own is None else [(haversine_km(demand.destination, own.location), own)]
         for km, site in snapshot.index.nearest(demand.destination):

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
+from sqlalchemy import ColumnElement
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -13,6 +14,14 @@ from services.factories.models import Site
 from services.factories.schemas import SiteStatus
 from services.orders.models import Order, OrderEvent, PrinterReservation
 from services.orders.states import UNSTARTED, OrderStatus
+
+
+def _unstarted(site_id: uuid.UUID | None) -> list[ColumnElement[bool]]:
+    """Orders holding a printer slot that has not started (of one site)."""
+    conditions: list[ColumnElement[bool]] = [col(Order.status).in_([s.value for s in UNSTARTED])]
+    if site_id is not None:
+        conditions.append(col(Order.site_id) == site_id)
+    return conditions
 
 
 class OrderRepository:
@@ -67,21 +76,19 @@ class OrderRepository:
         return (await self.session.exec(query)).first()
 
     async def unstarted(self, *, limit: int, site_id: uuid.UUID | None = None) -> Sequence[uuid.UUID]:
-        query = select(Order.id).where(col(Order.status).in_([s.value for s in UNSTARTED]))
-        if site_id is not None:
-            query = query.where(Order.site_id == site_id)
-        return (await self.session.exec(query.order_by(col(Order.need_by)).limit(limit))).all()
+        query = select(Order.id).where(*_unstarted(site_id)).order_by(col(Order.need_by))
+        return (await self.session.exec(query.limit(limit))).all()
 
     async def unstarted_orders(self, *, limit: int) -> Sequence[Order]:
-        query = select(Order).where(col(Order.status).in_([s.value for s in UNSTARTED]))
-        return (await self.session.exec(query.order_by(col(Order.need_by)).limit(limit))).all()
+        query = select(Order).where(*_unstarted(None)).order_by(col(Order.need_by))
+        return (await self.session.exec(query.limit(limit))).all()
 
     async def sites_with_stranded_orders(self) -> Sequence[uuid.UUID]:
         """Offline sites that still hold unstarted orders: their re-route was lost or is pending."""
         query = (
             select(Order.site_id)
             .join(Site, col(Site.id) == col(Order.site_id))
-            .where(Site.status == SiteStatus.OFFLINE, col(Order.status).in_([s.value for s in UNSTARTED]))
+            .where(Site.status == SiteStatus.OFFLINE, *_unstarted(None))
             .distinct()
         )
         return [site_id for site_id in (await self.session.exec(query)).all() if site_id is not None]

@@ -52,6 +52,7 @@ from services.printing.models import PrintJob, PrintJobStatus
 from services.printing.service import PrintingService
 from services.queue import enqueue_after_commit
 from services.routing.domain import (
+    MATERIAL_CHANGEOVER,
     VALUE_OF_HOUR,
     Demand,
     Quote,
@@ -113,7 +114,6 @@ class _Placement:
     decision: RoutingDecision
     quote: Quote
     printers: Mapping[str, PrinterInfo]
-    slugs: Mapping[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +124,12 @@ class WatchOutcome:
 
 class _Contended(Exception):
     """The locked, fresh quote lost what the snapshot promised: try again."""
+
+
+def _facts(revision: PartRevision) -> dict[str, Any]:
+    """The geometry report's facts (sizes in mm, face areas by direction); a ready revision has them."""
+    facts: dict[str, Any] = (revision.geometry_report or {}).get("facts") or {}
+    return facts
 
 
 def _seconds(delta: timedelta) -> float:
@@ -141,12 +147,12 @@ def merit(cost: float, delivery: datetime, need_by: datetime, *, now: datetime) 
     return cost + VALUE_OF_HOUR * max(0.0, hours(delivery - now)) + LATENESS_WEIGHT * late
 
 
-def quote_out(quote: Quote, printers: Mapping[str, PrinterInfo], slugs: Mapping[str, str]) -> QuoteOut:
+def quote_out(quote: Quote, printers: Mapping[str, PrinterInfo]) -> QuoteOut:
     info = printers[quote.printer_id]
     b = quote.breakdown
     return QuoteOut(
         site_id=uuid.UUID(quote.site_id),
-        site_slug=slugs.get(quote.site_id, info.site_slug),
+        site_slug=info.site_slug,
         printer_id=info.printer_id,
         printer_key=info.key,
         service_level=quote.service_level,
@@ -243,34 +249,16 @@ class OrderService:
         await self._assign(order, revision, placement, status=S.ROUTED, now=now)
         return order
 
-    async def demand_for(
-        self, order: Order, revision: PartRevision, snapshot: Snapshot, *, now: datetime
-    ) -> Demand:
-        facts = (revision.geometry_report or {}).get("facts") or {}
-        size = facts.get("size") or [0.0, 0.0, 0.0]
-        minutes = await self._print_minutes(revision, facts, snapshot.printers.values())
-        return Demand(
-            revision_id=str(revision.id),
-            process=order.process.value,
-            materials=frozenset(m.casefold() for m in order.materials),
-            # A flat model is rejected by the check; the floor only keeps the arithmetic defined.
-            part_size_mm=(max(size[0], 0.01), max(size[1], 0.01), max(size[2], 0.01)),
-            quantity=order.quantity,
-            destination=GeoPoint(order.destination_lat, order.destination_lon),
-            need_by=order.need_by,
-            now=now,
-            service_levels=snapshot.service_levels or ("standard",),
-            print_minutes=minutes,
-        )
-
-    async def _print_minutes(
-        self, revision: PartRevision, facts: Mapping[str, Any], printers: Iterable[PrinterInfo]
+    async def print_minutes(
+        self, revision: PartRevision, printers: Iterable[PrinterInfo]
     ) -> dict[str, float]:
-        """Minutes for one copy per printer profile: the slice cache's figure, else the built-in estimate."""
+        """Minutes for one copy per printer profile: the slice cache's figure, else the built-in estimate
+        from the geometry report's facts."""
         specs = {info.profile_key: info.spec for info in printers}
         if not specs:
             return {}
-        sliced = await self.printing.repo.print_seconds(revision.print_blob_sha256, list(specs))
+        sliced = await self.printing.cached_print_seconds(revision, list(specs))
+        facts = _facts(revision)
         stats = MeshStats(
             volume_mm3=facts.get("volume_mm3", 0.0),
             area_up_mm2=facts.get("area_up_mm2", 0.0),
@@ -285,6 +273,40 @@ class OrderService:
                 minutes[key] = seconds / 60
         return minutes
 
+    def demand_for(
+        self,
+        order: Order,
+        revision: PartRevision,
+        snapshot: Snapshot,
+        *,
+        now: datetime,
+        print_minutes: Mapping[str, float],
+    ) -> Demand:
+        size = _facts(revision).get("size") or [0.0, 0.0, 0.0]
+        return Demand(
+            revision_id=str(revision.id),
+            process=order.process.value,
+            materials=frozenset(m.casefold() for m in order.materials),
+            # A flat model is rejected by the check; the floor only keeps the arithmetic defined.
+            part_size_mm=(max(size[0], 0.01), max(size[1], 0.01), max(size[2], 0.01)),
+            quantity=order.quantity,
+            destination=GeoPoint(order.destination_lat, order.destination_lon),
+            need_by=order.need_by,
+            now=now,
+            service_levels=snapshot.service_levels or ("standard",),
+            print_minutes=print_minutes,
+        )
+
+    async def _with_minutes_for(
+        self, demand: Demand, revision: PartRevision, printers: Iterable[PrinterInfo]
+    ) -> Demand:
+        """The demand, with print minutes for printer profiles it has not seen yet (a fresh load)."""
+        new = [info for info in printers if info.profile_key not in demand.print_minutes]
+        if not new:
+            return demand
+        minutes = await self.print_minutes(revision, new)
+        return replace(demand, print_minutes={**demand.print_minutes, **minutes})
+
     async def _route(
         self,
         order: Order,
@@ -297,7 +319,8 @@ class OrderService:
         """Choose and lock a quote (module docstring). The caller reserves it in the same transaction."""
         await self.routing.serialize_writes()
         snapshot = await self.snapshots.get(self.routing, now=now)
-        demand = await self.demand_for(order, revision, snapshot, now=now)
+        minutes = await self.print_minutes(revision, snapshot.printers.values())
+        demand = self.demand_for(order, revision, snapshot, now=now, print_minutes=minutes)
         fresh = False
         for attempt in range(ATTEMPTS):
             decision = route(
@@ -309,7 +332,7 @@ class OrderService:
             )
             last = attempt == ATTEMPTS - 1
             if decision.best is None and (fresh or last):
-                raise self._unachievable(decision, demand.need_by, snapshot.printers, snapshot.slugs)
+                raise self._unachievable(decision, demand.need_by, snapshot.printers)
             if decision.best is not None:
                 if last:
                     sites = [s for s, state in snapshot.sites.items() if state.status is SiteStatus.ONLINE]
@@ -330,13 +353,7 @@ class OrderService:
                     log.info("order routing attempt %d contended; retrying on fresh rows", attempt + 1)
             snapshot = await self.snapshots.get(self.routing, now=now, fresh=True)
             fresh = True
-            demand = replace(
-                demand,
-                print_minutes={
-                    **demand.print_minutes,
-                    **await self._missing_minutes(revision, demand, snapshot.printers.values()),
-                },
-            )
+            demand = await self._with_minutes_for(demand, revision, snapshot.printers.values())
         raise AssertionError("unreachable: the last attempt locks every site and decides")
 
     async def _route_locked(
@@ -351,35 +368,21 @@ class OrderService:
         final: bool,
     ) -> _Placement:
         await self.routing.lock_sites(site_ids)
-        states, printers, slugs = await load_sites(self.routing, now=demand.now, site_ids=site_ids)
-        missing = await self._missing_minutes(revision, demand, printers.values())
-        if missing:
-            demand = replace(demand, print_minutes={**demand.print_minutes, **missing})
+        states, printers = await load_sites(self.routing, now=demand.now, site_ids=site_ids)
+        demand = await self._with_minutes_for(demand, revision, printers.values())
         decision = route(
             demand, states, max_alternatives=MAX_ALTERNATIVES, accept_late=accept_late, exclude=exclude
         )
         best = decision.best
         if best is None or (snapshot_on_time and not best.on_time and not final):
             if final:
-                raise self._unachievable(decision, demand.need_by, printers, slugs)
+                raise self._unachievable(decision, demand.need_by, printers)
             raise _Contended
-        return _Placement(decision=decision, quote=best, printers=printers, slugs=slugs)
-
-    async def _missing_minutes(
-        self, revision: PartRevision, demand: Demand, printers: Iterable[PrinterInfo]
-    ) -> dict[str, float]:
-        new = [info for info in printers if info.profile_key not in demand.print_minutes]
-        if not new:
-            return {}
-        facts = (revision.geometry_report or {}).get("facts") or {}
-        return await self._print_minutes(revision, facts, new)
+        return _Placement(decision=decision, quote=best, printers=printers)
 
     @staticmethod
     def _unachievable(
-        decision: RoutingDecision,
-        need_by: datetime,
-        printers: Mapping[str, PrinterInfo],
-        slugs: Mapping[str, str],
+        decision: RoutingDecision, need_by: datetime, printers: Mapping[str, PrinterInfo]
     ) -> InvalidRequest:
         earliest = decision.earliest
         if earliest is None:
@@ -392,7 +395,7 @@ class OrderService:
         where = EarliestOut(
             delivery_at=earliest.delivery_at,
             site_id=info.site_id,
-            site_slug=slugs.get(earliest.site_id, info.site_slug),
+            site_slug=info.site_slug,
             service_level=earliest.service_level,
         )
         return SlaUnachievable(
@@ -421,10 +424,8 @@ class OrderService:
         job = await self.printing.create_job(revision.id, info.spec)
         routing = RoutingOut(
             decided_at=now,
-            quote=quote_out(quote, placement.printers, placement.slugs),
-            alternatives=[
-                quote_out(q, placement.printers, placement.slugs) for q in placement.decision.alternatives
-            ],
+            quote=quote_out(quote, placement.printers),
+            alternatives=[quote_out(q, placement.printers) for q in placement.decision.alternatives],
             sites_evaluated=placement.decision.sites_evaluated,
         )
         order.site_id, order.printer_id, order.print_job_id = info.site_id, info.printer_id, job.id
@@ -445,8 +446,10 @@ class OrderService:
 
     # --- reading ---------------------------------------------------------------------------------------
 
-    async def get(self, order_id: uuid.UUID, *, visible_to: uuid.UUID | None) -> Order:
-        order = await self.repo.order(order_id, visible_to=visible_to)
+    async def get(
+        self, order_id: uuid.UUID, *, visible_to: uuid.UUID | None, for_update: bool = False
+    ) -> Order:
+        order = await self.repo.order(order_id, visible_to=visible_to, for_update=for_update)
         if order is None:
             raise NotFound("no such order", code="order_not_found", details={"order_id": str(order_id)})
         return order
@@ -483,7 +486,7 @@ class OrderService:
     ) -> Order:
         """Cancel before printing starts; the printer slot is given back. 409 once printing has started."""
         now = now or utcnow()
-        order = await self._locked(order_id, visible_to=visible_to)
+        order = await self.get(order_id, visible_to=visible_to, for_update=True)
         check_move(order.status, S.CANCELLED)
         await self._let_go(order, at=now)
         self._move(order, S.CANCELLED, at=now, reason="customer", data={"note": reason} if reason else {})
@@ -509,7 +512,7 @@ class OrderService:
             The order, or None when it had nothing to re-route (started, finished, or no better site).
         """
         now = now or utcnow()
-        order = await self._locked(order_id, visible_to=visible_to)
+        order = await self.get(order_id, visible_to=visible_to, for_update=True)
         if order.status not in UNSTARTED or order.site_id is None:
             return None
         revision = await self.catalog.revision(order.revision_id)
@@ -524,24 +527,9 @@ class OrderService:
         except (SlaUnachievable, NoCapableSite) as exc:
             if on_time_only:
                 return None
-            await self._let_go(order, at=now)
-            self._move(order, S.FAILED, at=now, reason=exc.code, data={"cause": reason})
-            order.failure_code = exc.code
-            await self.session.flush()
+            await self._fail(order, exc.code, at=now, data={"cause": reason})
             return order
-        previous = {
-            "site_id": str(order.site_id),
-            "printer_id": str(order.printer_id),
-            "print_job_id": str(order.print_job_id),
-            "promised_delivery_at": order.promised_delivery_at.isoformat()
-            if order.promised_delivery_at
-            else None,
-        }
-        await self._let_go(order, at=now)
-        order.reroutes += 1
-        await self._assign(
-            order, revision, placement, status=S.REROUTED, now=now, reason=reason, previous=previous
-        )
+        await self._reassign(order, revision, placement, reason=reason, now=now)
         return order
 
     async def reroute_by_operator(self, order_id: uuid.UUID) -> Order:
@@ -568,11 +556,7 @@ class OrderService:
                 self._move(order, S.READY_FOR_PRINT, at=now)
         elif job.status is PrintJobStatus.FAILED:
             if job.failure_code == "revision_rejected":
-                await self._let_go(order, at=now)
-                order.failure_code = job.failure_code
-                self._move(
-                    order, S.FAILED, at=now, reason=job.failure_code, data={"message": job.failure_message}
-                )
+                await self._fail(order, job.failure_code, at=now, data={"message": job.failure_message})
             else:
                 await self.reroute(order.id, reason=f"print_job_failed:{job.failure_code}", now=now)
         await self.session.flush()
@@ -619,10 +603,10 @@ class OrderService:
         if order.print_job_id is not None:
             view = await self.printing.job_view(order.print_job_id)
             if view.artifact is not None:
-                quote = order.routing["quote"]
-                changeover = duration - timedelta(seconds=quote["breakdown"]["print_seconds"])
-                sliced = timedelta(seconds=view.artifact.print_seconds * order.quantity)
-                duration = sliced + max(changeover, timedelta(0))
+                changeover = (
+                    MATERIAL_CHANGEOVER if order.routing["quote"]["material_change"] else timedelta(0)
+                )
+                duration = timedelta(seconds=view.artifact.print_seconds * order.quantity) + changeover
         start = reservation.start_at if reservation.start_at >= now else site.hours.next_open(now)
         _, pickup = after_print(site, start + duration)
         transit = site.transit.transit(order.routing["quote"]["distance_km"], order.service_level or "")
@@ -657,6 +641,15 @@ class OrderService:
             < min_gain
         ):
             return None
+        await self._reassign(order, revision, placement, reason="reoptimized", now=now)
+        return order
+
+    # --- helpers ---------------------------------------------------------------------------------------
+
+    async def _reassign(
+        self, order: Order, revision: PartRevision, placement: _Placement, *, reason: str, now: datetime
+    ) -> None:
+        """Move an unstarted order to a new quote; the event keeps the old assignment."""
         previous = {
             "site_id": str(order.site_id),
             "printer_id": str(order.printer_id),
@@ -668,17 +661,14 @@ class OrderService:
         await self._let_go(order, at=now)
         order.reroutes += 1
         await self._assign(
-            order, revision, placement, status=S.REROUTED, now=now, reason="reoptimized", previous=previous
+            order, revision, placement, status=S.REROUTED, now=now, reason=reason, previous=previous
         )
-        return order
 
-    # --- helpers ---------------------------------------------------------------------------------------
-
-    async def _locked(self, order_id: uuid.UUID, *, visible_to: uuid.UUID | None) -> Order:
-        order = await self.repo.order(order_id, visible_to=visible_to, for_update=True)
-        if order is None:
-            raise NotFound("no such order", code="order_not_found", details={"order_id": str(order_id)})
-        return order
+    async def _fail(self, order: Order, code: str, *, at: datetime, data: dict[str, Any]) -> None:
+        await self._let_go(order, at=at)
+        order.failure_code = code
+        self._move(order, S.FAILED, at=at, reason=code, data=data)
+        await self.session.flush()
 
     async def _let_go(self, order: Order, *, at: datetime) -> None:
         """Give back the printer slot and withdraw the print job (nothing has started)."""

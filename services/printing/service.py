@@ -149,6 +149,12 @@ class PrintingService:
             job_id=job.id, printer=job.printer_spec, model=PrintModel.of(revision), attempt=job.attempts
         )
 
+    async def cached_print_seconds(
+        self, revision: PartRevision, preparation_digests: Sequence[str]
+    ) -> dict[str, float]:
+        """Print seconds of the revision's print model per preparation digest, where it was sliced before."""
+        return await self.repo.print_seconds(PrintModel.of(revision).sha256, preparation_digests)
+
     async def cached_artifact(
         self, task: PreparationTask, *, digest: str, slicer: str, version: str
     ) -> SliceArtifact | None:

@@ -31,19 +31,6 @@ class RoutingRepository:
         count, latest = row
         return int(count), latest
 
-    async def sites(self, site_ids: Collection[uuid.UUID] | None = None) -> list[tuple[Site, list[Printer]]]:
-        query = select(Site).order_by(col(Site.id))
-        if site_ids is not None:
-            query = query.where(col(Site.id).in_(list(site_ids)))
-        sites = (await self.session.exec(query)).all()
-        printers: dict[uuid.UUID, list[Printer]] = defaultdict(list)
-        printer_query = select(Printer).order_by(col(Printer.key))
-        if site_ids is not None:
-            printer_query = printer_query.where(col(Printer.site_id).in_(list(site_ids)))
-        for printer in (await self.session.exec(printer_query)).all():
-            printers[printer.site_id].append(printer)
-        return [(site, printers.get(site.id, [])) for site in sites]
-
     async def reservations(
         self, *, ending_after: datetime, site_ids: Iterable[uuid.UUID] | None = None
     ) -> Reservations:

@@ -18,6 +18,7 @@ from datetime import datetime, time
 
 from parts_catalog.reports import ORIENTATION_VERSION
 from services.factories.models import Printer, Site
+from services.factories.repository import SiteRepository
 from services.factories.schemas import WEEKDAYS
 from services.printing.models import PrinterSpec
 from services.routing.domain import (
@@ -55,7 +56,6 @@ class Snapshot:
     index: SiteIndex
     sites: Mapping[str, SiteState]
     printers: Mapping[str, PrinterInfo]
-    slugs: Mapping[str, str]
     service_levels: tuple[str, ...]
     loaded_at: float  # time.monotonic()
     version: tuple[int, datetime | None]
@@ -168,13 +168,19 @@ def _disjoint(intervals: list[Interval]) -> tuple[Interval, ...]:
 
 async def load_sites(
     repo: RoutingRepository, *, now: datetime, site_ids: Collection[uuid.UUID] | None = None
-) -> tuple[list[SiteState], dict[str, PrinterInfo], dict[str, str]]:
-    """Fresh routing states (with reservations) of the given sites, or of all."""
-    rows = await repo.sites(site_ids)
+) -> tuple[list[SiteState], dict[str, PrinterInfo]]:
+    """Fresh routing states (with reservations) of the given sites, or of all, and their printers."""
+    registry = SiteRepository(repo.session)
+    sites = await registry.sites(site_ids)
+    printers = await registry.printers_of(site_ids)
     reservations = await repo.reservations(ending_after=now, site_ids=site_ids)
-    infos = {str(p.id): printer_info(site, p) for site, printers in rows for p in printers}
-    states = [state for site, printers in rows if (state := site_state(site, printers, reservations, infos))]
-    return states, infos, {str(site.id): site.slug for site, _ in rows}
+    infos = {str(p.id): printer_info(site, p) for site in sites for p in printers.get(site.id, [])}
+    states = [
+        state
+        for site in sites
+        if (state := site_state(site, printers.get(site.id, []), reservations, infos)) is not None
+    ]
+    return states, infos
 
 
 class SnapshotCache:
@@ -194,13 +200,12 @@ class SnapshotCache:
             current = self._snapshot
             if not fresh and current is not None and self._usable(current, version):
                 return current
-            states, infos, slugs = await load_sites(repo, now=now)
+            states, infos = await load_sites(repo, now=now)
             levels = sorted({rule.level for state in states for rule in state.transit.rules})
             snapshot = Snapshot(
                 index=SiteIndex(states),
                 sites={state.site_id: state for state in states},
                 printers=infos,
-                slugs=slugs,
                 service_levels=tuple(levels),
                 loaded_at=monotonic.monotonic(),
                 version=version,
