@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,10 +12,21 @@ import httpx
 
 from services.accounts.models import Role
 from services.accounts.service import AccountsService
+from services.api.app import create_app
 from services.config import Settings
 from services.db import create_engine, session_factory, transaction
 from services.demo.meshes import DEMO_PARTS, export_model
 from tests.workers import run_worker_until_idle
+
+
+@asynccontextmanager
+async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An unauthenticated client of a fresh app (one API process, over ASGI)."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://spareflow.test") as http:
+            yield http
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -220,6 +233,28 @@ async def make_orderable_part(
     )
     assert revision.json()["status"] == "ready", revision.text
     return part
+
+
+async def make_shop(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    sites: dict[str, tuple[float, float]],
+    *,
+    organization: str = "acme",
+    part_number: str = "BR-1",
+) -> dict[str, Any]:
+    """An operator, an organization with a technician and a checked part, and round-the-clock sites.
+
+    Returns ``admin``, ``org``, ``part``, ``tech`` and each site by its slug.
+    """
+    admin = await make_admin_token(settings)
+    org = await make_account(client, admin, "organizations", slug=organization)
+    part = await make_orderable_part(
+        client, admin, settings, organization_id=org["id"], part_number=part_number
+    )
+    made = {slug: await make_factory(client, admin, slug, at) for slug, at in sites.items()}
+    tech = await make_key(client, admin, "technician", organization_id=org["id"])
+    return {"admin": admin, "org": org, "part": part, "tech": tech, **made}
 
 
 def order_body(part_number: str, at: tuple[float, float] = HAMBURG, **overrides: Any) -> dict[str, Any]:

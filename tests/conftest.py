@@ -20,10 +20,10 @@ from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
 import services.models  # noqa: F401  (all tables on the metadata)
-from services.api.app import create_app
 from services.config import Settings
 from services.db import create_engine
 from services.migrate import upgrade
+from tests.builders import app_client
 
 POSTGRES_URL = os.environ.get(
     "SPAREFLOW_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -100,11 +100,8 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 @pytest.fixture
 async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """An unauthenticated client of a fresh app; see tests.builders for keys."""
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://spareflow.test") as http:
-            yield http
+    async with app_client(settings) as http:
+        yield http
 
 
 @pytest.fixture

@@ -21,11 +21,7 @@ from tests.builders import (
     BREMEN,
     HAMBURG,
     bearer,
-    make_account,
-    make_admin_token,
-    make_factory,
-    make_key,
-    make_orderable_part,
+    make_shop,
     order_body,
     place_order,
 )
@@ -34,13 +30,7 @@ from tests.workers import run_worker_until_idle
 
 @pytest.fixture
 async def shop(client: httpx.AsyncClient, settings: Settings) -> dict[str, Any]:
-    admin = await make_admin_token(settings)
-    org = await make_account(client, admin, "organizations", slug="acme")
-    await make_orderable_part(client, admin, settings, organization_id=org["id"], part_number="BR-1")
-    hamburg = await make_factory(client, admin, "hamburg", HAMBURG)
-    bremen = await make_factory(client, admin, "bremen", BREMEN)
-    tech = await make_key(client, admin, "technician", organization_id=org["id"])
-    return {"admin": admin, "tech": tech, "hamburg": hamburg, "bremen": bremen}
+    return await make_shop(client, settings, {"hamburg": HAMBURG, "bremen": BREMEN})
 
 
 async def _order(client: httpx.AsyncClient, shop: dict[str, Any], **overrides: Any) -> dict[str, Any]:

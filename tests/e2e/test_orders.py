@@ -21,10 +21,9 @@ from tests.builders import (
     bearer,
     factory_body,
     make_account,
-    make_admin_token,
     make_factory,
     make_key,
-    make_orderable_part,
+    make_shop,
     order_body,
     place_order,
 )
@@ -33,13 +32,7 @@ from tests.builders import (
 @pytest.fixture
 async def shop(client: httpx.AsyncClient, settings: Settings) -> dict[str, Any]:
     """An operator, an organization with a technician and a checked part, and sites in Hamburg and Munich."""
-    admin = await make_admin_token(settings)
-    org = await make_account(client, admin, "organizations", slug="acme")
-    part = await make_orderable_part(client, admin, settings, organization_id=org["id"], part_number="BR-1")
-    hamburg = await make_factory(client, admin, "hamburg", HAMBURG)
-    munich = await make_factory(client, admin, "munich", MUNICH)
-    tech = await make_key(client, admin, "technician", organization_id=org["id"])
-    return {"admin": admin, "org": org, "part": part, "tech": tech, "hamburg": hamburg, "munich": munich}
+    return await make_shop(client, settings, {"hamburg": HAMBURG, "munich": MUNICH})
 
 
 def _ts(value: str) -> datetime:

@@ -18,11 +18,8 @@ from tests.builders import (
     BREMEN,
     HAMBURG,
     bearer,
-    make_account,
-    make_admin_token,
     make_factory,
-    make_key,
-    make_orderable_part,
+    make_shop,
     order_body,
     place_order,
 )
@@ -45,11 +42,8 @@ def _cli(settings: Settings, *args: str) -> dict[str, Any]:
 async def test_orders_move_to_a_site_that_opened_after_they_were_routed(
     client: httpx.AsyncClient, settings: Settings
 ) -> None:
-    admin = await make_admin_token(settings)
-    org = await make_account(client, admin, "organizations", slug="acme")
-    await make_orderable_part(client, admin, settings, organization_id=org["id"], part_number="BR-1")
-    await make_factory(client, admin, "hamburg", HAMBURG)
-    tech = await make_key(client, admin, "technician", organization_id=org["id"])
+    shop = await make_shop(client, settings, {"hamburg": HAMBURG})
+    admin, tech = shop["admin"], shop["tech"]
     # Three orders for Bremen while only Hamburg exists, one for Hamburg itself.
     placed = [(await place_order(client, tech, order_body("BR-1", BREMEN))).json() for _ in range(3)]
     local = (await place_order(client, tech, order_body("BR-1", HAMBURG))).json()

@@ -18,17 +18,13 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from services.api.app import create_app
 from services.config import Settings
 from services.db import create_engine
 from tests.builders import (
     BREMEN,
     HAMBURG,
-    make_account,
-    make_admin_token,
-    make_factory,
-    make_key,
-    make_orderable_part,
+    app_client,
+    make_shop,
     order_body,
     place_order,
 )
@@ -38,25 +34,18 @@ ORDERS = 240
 
 @pytest.fixture
 async def second_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://spareflow.test") as http:
-            yield http
+    async with app_client(settings) as http:
+        yield http
 
 
 async def test_concurrent_orders_never_overlap_on_a_printer(
     client: httpx.AsyncClient, second_client: httpx.AsyncClient, settings: Settings
 ) -> None:
-    admin = await make_admin_token(settings)
-    org = await make_account(client, admin, "organizations", slug="rush")
-    await make_orderable_part(client, admin, settings, organization_id=org["id"], part_number="RUSH-1")
-    await make_factory(client, admin, "hamburg", HAMBURG)
-    await make_factory(client, admin, "bremen", BREMEN)
-    tech = await make_key(client, admin, "technician", organization_id=org["id"])
+    shop = await make_shop(client, settings, {"hamburg": HAMBURG, "bremen": BREMEN}, part_number="RUSH-1")
+    tech = shop["tech"]
 
     clients = itertools.cycle([client, second_client])
-    # Capacity for roughly 150 of them within 48 h: the rest must be refused, not squeezed in.
+    # Two printers have room for a few dozen of them within 48 h: the rest must be refused, not squeezed in.
     responses = await asyncio.gather(
         *(
             place_order(next(clients), tech, order_body("RUSH-1", HAMBURG, quantity=1 + i % 2))
