@@ -9,7 +9,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from parts_catalog.schemas import Material
-from services.orders.models import Order, OrderEvent
+from services.orders.models import Order
+from services.orders.states import OrderStatus
 
 Line = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
 # Orders are for urgent spare parts: more than this many copies is a production run, not an order.
@@ -127,7 +128,7 @@ class RoutingOut(BaseModel):
 
 class OrderOut(BaseModel):
     id: uuid.UUID
-    status: str
+    status: OrderStatus
     organization_id: uuid.UUID
     part_id: uuid.UUID
     revision_id: uuid.UUID
@@ -150,7 +151,7 @@ class OrderOut(BaseModel):
     def of(cls, order: Order) -> OrderOut:
         return cls(
             id=order.id,
-            status=order.status.value,
+            status=order.status,
             organization_id=order.organization_id,
             part_id=order.part_id,
             revision_id=order.revision_id,
@@ -182,23 +183,14 @@ class OrderPageOut(BaseModel):
 
 
 class OrderEventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     at: datetime
     kind: str
-    from_status: str | None
-    to_status: str | None
+    from_status: OrderStatus | None
+    to_status: OrderStatus | None
     reason: str | None
     data: dict[str, Any]
-
-    @classmethod
-    def of(cls, event: OrderEvent) -> OrderEventOut:
-        return cls(
-            at=event.at,
-            kind=event.kind,
-            from_status=event.from_status.value if event.from_status else None,
-            to_status=event.to_status.value if event.to_status else None,
-            reason=event.reason,
-            data=event.data,
-        )
 
 
 class CancelIn(BaseModel):
