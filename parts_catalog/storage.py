@@ -55,8 +55,15 @@ class BlobStore(Protocol):
 
     async def exists(self, sha256: str) -> bool: ...
 
-    def read(self, sha256: str) -> AsyncIterator[bytes]:
-        """Stream the blob's bytes in chunks. Raises BlobNotFound."""
+    async def size(self, sha256: str) -> int:
+        """The blob's length in bytes. Raises BlobNotFound."""
+        ...
+
+    def read(self, sha256: str, *, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """Stream the blob's bytes ``[start, end)`` (to its end when ``end`` is None) in chunks.
+
+        Raises BlobNotFound.
+        """
         ...
 
     async def delete(self, sha256: str, *, older_than: datetime | None = None) -> bool:
@@ -109,13 +116,27 @@ class LocalBlobStore:
     async def exists(self, sha256: str) -> bool:
         return await asyncio.to_thread(self.path_for(sha256).is_file)
 
-    async def read(self, sha256: str) -> AsyncIterator[bytes]:
+    async def size(self, sha256: str) -> int:
+        try:
+            return (await asyncio.to_thread(self.path_for(sha256).stat)).st_size
+        except FileNotFoundError as exc:
+            raise BlobNotFound(sha256) from exc
+
+    async def read(self, sha256: str, *, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         try:
             handle = await asyncio.to_thread(self.path_for(sha256).open, "rb")
         except FileNotFoundError as exc:
             raise BlobNotFound(sha256) from exc
         try:
-            while chunk := await asyncio.to_thread(handle.read, _CHUNK):
+            if start:
+                await asyncio.to_thread(handle.seek, start)
+            left = None if end is None else max(0, end - start)
+            while left is None or left > 0:
+                chunk = await asyncio.to_thread(handle.read, _CHUNK if left is None else min(_CHUNK, left))
+                if not chunk:
+                    break
+                if left is not None:
+                    left -= len(chunk)
                 yield chunk
         finally:
             handle.close()

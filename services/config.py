@@ -111,6 +111,28 @@ class Settings(BaseSettings):
         ge=0,
         description="What a move must save (courier cost units; an hour late costs 1) to be worth the churn.",
     )
+    factory_lease_seconds: float = Field(
+        default=120.0,
+        ge=1,
+        le=3600,
+        description="A claimed print job's lease; each heartbeat extends it. Past it, the job can be "
+        "claimed again.",
+    )
+    factory_claim_max_wait_s: float = Field(
+        default=30.0, ge=0, le=60, description="The longest a claim long-polls for a job."
+    )
+    factory_claim_poll_s: float = Field(
+        default=1.0, gt=0, le=10, description="How often a waiting claim looks for a job again."
+    )
+    site_silence_seconds: int = Field(
+        default=600,
+        ge=10,
+        description="A site whose agents have called before and then stay silent this long goes offline "
+        "(its unstarted orders are re-routed); its next call brings it back.",
+    )
+    max_print_failures_per_site: int = Field(
+        default=2, ge=1, le=20, description="Failed prints of one job at one site before it is re-routed."
+    )
     log_level: str = "INFO"
 
     @cached_property

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from services.api.endpoints import accounts, health, orders, parts, print_jobs, sites
+from services.api.endpoints import accounts, factory, health, orders, parts, print_jobs, sites
 from services.api.errors import install_error_handlers
 from services.api.idempotency import IdempotentReplay, replay_response
 from services.api.resources import AppResources
@@ -48,5 +48,6 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
     app.include_router(parts.router)
     app.include_router(orders.router)
     app.include_router(print_jobs.router)
+    app.include_router(factory.router)
     app.include_router(sites.router)
     return app

@@ -20,6 +20,7 @@ from services.api.resources import AppResources
 from services.api.uploads import receive_model_upload
 from services.db import transaction
 from services.errors import Forbidden, NotAuthenticated
+from services.factories.leases import FactoryCaller, FactoryJobs
 from services.factories.service import SiteRegistry
 from services.orders.service import OrderService
 from services.printing.service import PrintingService
@@ -68,6 +69,8 @@ CatalogReader = Annotated[Principal, Security(authenticate, scopes=[Role.ADMIN, 
 # Orders are placed by an organization's technicians; operators read and steer them.
 Technician = Annotated[Principal, Security(authenticate, scopes=[Role.TECHNICIAN])]
 OrderReader = CatalogReader
+# A microfactory's agents: only their own site's print jobs.
+FactoryKey = Annotated[Principal, Security(authenticate, scopes=[Role.FACTORY])]
 AnyRole = Annotated[Principal, Security(authenticate, scopes=list(Role))]
 
 
@@ -104,6 +107,26 @@ def get_orders(
 
 
 Orders = Annotated[OrderService, Depends(get_orders)]
+
+
+def get_factory_jobs(orders: Orders, resources: Resources) -> FactoryJobs:
+    settings = resources.settings
+    return FactoryJobs(
+        orders,
+        lease_seconds=settings.factory_lease_seconds,
+        max_failures_here=settings.max_print_failures_per_site,
+    )
+
+
+FactoryJobService = Annotated[FactoryJobs, Depends(get_factory_jobs)]
+
+
+def factory_caller(principal: FactoryKey) -> FactoryCaller:
+    assert principal.site_id is not None  # a factory key always belongs to one site
+    return FactoryCaller(site_id=principal.site_id, key_id=principal.key_id)
+
+
+Factory = Annotated[FactoryCaller, Depends(factory_caller)]
 
 
 async def model_upload(request: Request, resources: Resources) -> AsyncIterator[IncomingModel]:

@@ -38,7 +38,9 @@ def _render(status: int, code: str, message: str, details: object = None) -> JSO
 
 async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
-    return _render(exc.status, exc.code, exc.message, exc.details)
+    response = _render(exc.status, exc.code, exc.message, exc.details)
+    response.headers.update(getattr(exc, "headers", None) or {})
+    return response
 
 
 async def _library_error(_: Request, exc: Exception) -> JSONResponse:

@@ -38,8 +38,10 @@ class OrderRepository:
             query = query.with_for_update()
         return (await self.session.exec(query)).first()
 
-    async def order_of_job(self, job_id: uuid.UUID) -> Order | None:
-        query = select(Order).where(Order.print_job_id == job_id).with_for_update()
+    async def order_of_job(self, job_id: uuid.UUID, *, for_update: bool = True) -> Order | None:
+        query = select(Order).where(Order.print_job_id == job_id)
+        if for_update:
+            query = query.with_for_update()
         return (await self.session.exec(query)).first()
 
     async def page(

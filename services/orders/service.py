@@ -48,7 +48,7 @@ from services.orders.schemas import (
     RoutingOut,
 )
 from services.orders.states import UNSTARTED, InvalidTransition, OrderStatus, check_move
-from services.printing.models import PrintJob, PrintJobStatus
+from services.printing.models import LEASED, PrintJob, PrintJobStatus
 from services.printing.service import PrintingService
 from services.queue import enqueue_after_commit
 from services.routing.domain import (
@@ -421,7 +421,9 @@ class OrderService:
                 printer_id=info.printer_id, order_id=order.id, start_at=quote.start, end_at=quote.print_end
             )
         )
-        job = await self.printing.create_job(revision.id, info.spec)
+        job = await self.printing.create_job(
+            revision.id, info.spec, site_id=info.site_id, printer_id=info.printer_id, material=quote.material
+        )
         routing = RoutingOut(
             decided_at=now,
             quote=quote_out(quote, placement.printers),
@@ -501,19 +503,22 @@ class OrderService:
         now: datetime | None = None,
         on_time_only: bool = False,
         visible_to: uuid.UUID | None = None,
+        print_lost: bool = False,
     ) -> Order | None:
         """Route an unstarted order again, away from its current site.
 
         With ``on_time_only`` the order moves only to a site that still meets its need-by time (the
         watchdog's way); otherwise it takes the best delivery there is, late or not, and fails when no
         other site can make it at all (a site went offline, a job failed there: staying is no option).
+        ``print_lost``: its print job failed at the site, so an order that was printing moves too.
 
         Returns:
             The order, or None when it had nothing to re-route (started, finished, or no better site).
         """
         now = now or utcnow()
         order = await self.get(order_id, visible_to=visible_to, for_update=True)
-        if order.status not in UNSTARTED or order.site_id is None:
+        movable = order.status in UNSTARTED or (print_lost and order.status is S.PRINTING)
+        if not movable or order.site_id is None:
             return None
         revision = await self.catalog.revision(order.revision_id)
         try:
@@ -542,23 +547,41 @@ class OrderService:
             )
         return order
 
-    async def sync_with_job(self, job: PrintJob, *, now: datetime | None = None) -> None:
-        """Follow the order's print job: preparing, ready, or failed (re-route or fail). Idempotent."""
+    async def sync_with_job(
+        self, job: PrintJob, *, now: datetime | None = None, reason: str | None = None
+    ) -> None:
+        """Follow the order's print job: preparing, ready, printing (claimed by the site's agent), printed;
+        a lost print back to ready; a failed job re-routes or fails the order. Idempotent.
+
+        The caller locks the order before the job (``OrderRepository.order_of_job``), as everywhere.
+        """
         now = now or utcnow()
         order = await self.repo.order_of_job(job.id)
-        if order is None or order.status not in UNSTARTED:
+        if order is None or (order.status not in UNSTARTED and order.status is not S.PRINTING):
             return
-        if job.status is PrintJobStatus.WAITING_GEOMETRY and job.attempts > 0:
+        status = job.status
+        if status is PrintJobStatus.WAITING_GEOMETRY and job.attempts > 0:
             if order.status in (S.ROUTED, S.REROUTED):
                 self._move(order, S.PREPARING, at=now)
-        elif job.status is PrintJobStatus.READY:
+        elif status is PrintJobStatus.READY:
             if order.status in (S.ROUTED, S.REROUTED, S.PREPARING):
                 self._move(order, S.READY_FOR_PRINT, at=now)
-        elif job.status is PrintJobStatus.FAILED:
+            elif order.status is S.PRINTING:
+                self._move(order, S.READY_FOR_PRINT, at=now, reason=reason or "print_lost")
+        elif status in LEASED:
+            if order.status in (S.READY_FOR_PRINT, S.AT_RISK):
+                data = {"print_job_id": str(job.id), "fence": job.fence}
+                self._move(order, S.PRINTING, at=now, data=data)
+        elif status is PrintJobStatus.DONE:
+            if order.status is S.PRINTING:
+                self._move(order, S.PRINTED, at=now, data=job.completion or {})
+        elif status is PrintJobStatus.FAILED:
             if job.failure_code == "revision_rejected":
                 await self._fail(order, job.failure_code, at=now, data={"message": job.failure_message})
             else:
-                await self.reroute(order.id, reason=f"print_job_failed:{job.failure_code}", now=now)
+                await self.reroute(
+                    order.id, reason=f"print_job_failed:{job.failure_code}", now=now, print_lost=True
+                )
         await self.session.flush()
 
     async def watch(self, order_id: uuid.UUID, *, now: datetime | None = None) -> WatchOutcome:

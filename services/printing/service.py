@@ -85,10 +85,28 @@ class PrintingService:
         enqueue_after_commit(self.session, CHECK_REVISION, str(revision.id), job_id=check_job_id(revision.id))
         return revision
 
-    async def create_job(self, revision_id: uuid.UUID, printer: PrinterSpec) -> PrintJob:
-        """A print job for a revision on a printer; it is prepared as soon as the revision is checked."""
+    async def create_job(
+        self,
+        revision_id: uuid.UUID,
+        printer: PrinterSpec,
+        *,
+        site_id: uuid.UUID | None = None,
+        printer_id: uuid.UUID | None = None,
+        material: str | None = None,
+    ) -> PrintJob:
+        """A print job for a revision on a printer; it is prepared as soon as the revision is checked.
+
+        Jobs with a site (an order's) are offered to that site's agents once ready; without one (an
+        operator's trial preparation) they are only prepared.
+        """
         await self.catalog.revision(revision_id)  # raises RevisionNotFound (404)
-        job = PrintJob(revision_id=revision_id, printer=printer.model_dump(mode="json"))
+        job = PrintJob(
+            revision_id=revision_id,
+            printer=printer.model_dump(mode="json"),
+            site_id=site_id,
+            printer_id=printer_id,
+            material=material,
+        )
         self.session.add(job)
         await self.session.flush()
         enqueue_after_commit(self.session, PREPARE_PRINT, str(job.id), job_id=prepare_job_id(job.id))

@@ -38,7 +38,19 @@ async def test_put_then_read_back(store: BlobStore, tmp_path: Path) -> None:
     assert (stored.sha256, stored.size, stored.created) == (sha, len(data), True)
     assert not path.exists()
     assert await store.exists(sha)
+    assert await store.size(sha) == len(data)
     assert await read_all(store, sha) == data
+
+
+@pytest.mark.parametrize(
+    ("start", "end"), [(0, 1), (5, None), (1024 * 1024 - 3, 1024 * 1024 + 5), (0, 10**9), (2_500_000, None)]
+)
+async def test_read_a_byte_range(store: BlobStore, tmp_path: Path, start: int, end: int | None) -> None:
+    data = os.urandom(2 * 1024 * 1024 + 101)
+    path, sha = staged(tmp_path, data)
+    await store.put_file(path, sha256=sha)
+    got = b"".join([chunk async for chunk in store.read(sha, start=start, end=end)])
+    assert got == data[start:end]
 
 
 async def test_same_content_is_stored_once(store: BlobStore, tmp_path: Path) -> None:
@@ -55,6 +67,8 @@ async def test_missing_blob(store: BlobStore) -> None:
     assert not await store.exists(sha)
     with pytest.raises(BlobNotFound):
         await read_all(store, sha)
+    with pytest.raises(BlobNotFound):
+        await store.size(sha)
     assert not await store.delete(sha)
 
 

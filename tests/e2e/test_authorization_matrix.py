@@ -56,6 +56,7 @@ def _fill(path: str, world: World, spare_key_id: str) -> str:
         "site_id": world.site["id"],
         # Any id does: authorization is decided before the order is looked up (an allowed role gets 404).
         "order_id": str(uuid.uuid4()),
+        "kind": "gcode",
     }
     return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
 

@@ -14,6 +14,7 @@ _DESCRIPTIONS = {
     409: "Conflict with existing state",
     413: "Payload too large",
     415: "Unsupported media type or model format",
+    416: "The requested byte range lies outside the file",
     422: "Invalid input",
 }
 
