@@ -110,12 +110,7 @@ Orders = Annotated[OrderService, Depends(get_orders)]
 
 
 def get_factory_jobs(orders: Orders, resources: Resources) -> FactoryJobs:
-    settings = resources.settings
-    return FactoryJobs(
-        orders,
-        lease_seconds=settings.factory_lease_seconds,
-        max_failures_here=settings.max_print_failures_per_site,
-    )
+    return FactoryJobs.configured(orders, resources.settings)
 
 
 FactoryJobService = Annotated[FactoryJobs, Depends(get_factory_jobs)]

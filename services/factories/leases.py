@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 
 from parts_catalog.models import PartRevision
 from parts_catalog.sqltypes import utcnow
+from services.config import Settings
 from services.errors import Conflict, InvalidRequest, NotFound
 from services.factories.models import Printer
 from services.factories.repository import FactoryJobRepository
@@ -189,6 +190,14 @@ class FactoryJobs:
         self.repo = FactoryJobRepository(self.session)
         self.lease_seconds = lease_seconds
         self.max_failures_here = max_failures_here
+
+    @classmethod
+    def configured(cls, orders: OrderService, settings: Settings) -> FactoryJobs:
+        return cls(
+            orders,
+            lease_seconds=settings.factory_lease_seconds,
+            max_failures_here=settings.max_print_failures_per_site,
+        )
 
     # --- the agent's calls -----------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from arq.worker import Worker, func
 
 from services.config import Settings
 from services.workers.context import on_shutdown, on_startup
+from services.workers.jobs.factories import watch_factories
 from services.workers.jobs.geometry import check_revision, prepare_print, reconcile
 from services.workers.jobs.maintenance import purge_idempotency_keys, sweep_orphan_blobs
 from services.workers.jobs.orders import reoptimize_orders, reroute_site, watch_orders
@@ -26,6 +27,7 @@ FUNCTIONS: list[Any] = [
     purge_idempotency_keys,
     watch_orders,
     reoptimize_orders,
+    watch_factories,
 ]
 
 
@@ -39,6 +41,8 @@ def cron_jobs(settings: Settings) -> list[Any]:
         # unique=True: with many workers, one of them runs each tick.
         cron(reconcile, second={0}, unique=True, run_at_startup=True),
         # Hourly is plenty: the grace period is an hour, and keys are kept for a day or more.
+        # Every 10 s: a lapsed lease should not keep a part from being printed for long.
+        cron(watch_factories, second={5, 15, 25, 35, 45, 55}, unique=True),
         cron(sweep_orphan_blobs, minute={7}, second={30}, unique=True),
         cron(purge_idempotency_keys, minute={37}, second={30}, unique=True),
         cron(watch_orders, minute=_every(settings.watchdog_interval_minutes), second={15}, unique=True),

@@ -6,10 +6,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
+from arq import create_pool
+from arq.connections import RedisSettings
 
 from services.config import Settings
 from services.db import create_engine, session_factory, transaction
@@ -306,3 +309,50 @@ async def test_artifact_ranges(client: httpx.AsyncClient, settings: Settings) ->
         response = await client.get(gcode["url"], headers={**bearer(key), "Range": header})
         assert response.status_code == 400, header
         assert response.json()["error"]["code"] == "invalid_range"
+
+
+async def test_the_factory_watch_frees_lapsed_jobs_and_takes_silent_sites_offline(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    shop = await ordered(client, settings)
+    key, hamburg = shop["keys"]["hamburg"], shop["hamburg"]["id"]
+    claimed = (await claim(client, key)).json()
+    job_id, token = claimed["job"]["id"], claimed["lease"]["token"]
+    await asyncio.sleep(settings.factory_lease_seconds + 0.2)
+    # Hamburg's agents last called an hour ago (rather than waiting out the silence in the test).
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        async with transaction(session_factory(engine)) as session:
+            presence = await FactoryJobRepository(session).presence(uuid.UUID(hamburg))
+            assert presence is not None
+            presence.last_seen_at -= timedelta(hours=1)
+    finally:
+        await engine.dispose()
+
+    assert settings.redis_url is not None
+    queue = await create_pool(
+        RedisSettings.from_dsn(settings.redis_url), default_queue_name=settings.queue_name
+    )
+    try:
+        await queue.enqueue_job("watch_factories")
+    finally:
+        await queue.aclose()
+    await run_worker_until_idle(settings)
+
+    admin = bearer(shop["admin"])
+    assert (await client.get(f"/sites/{hamburg}", headers=admin)).json()["status"] == "offline"
+    order = await order_of(client, shop, shop["orders"][0]["id"])
+    assert (order["status"], site_of(order)) == ("ready_for_print", shop["bremen"]["id"])
+    kinds = [e["kind"] for e in (await client.get(f"/orders/{order['id']}/events", headers=admin)).json()]
+    assert kinds[-4:] == ["ready_for_print", "rerouted", "preparing", "ready_for_print"]
+    late = await client.post(
+        f"/factory/jobs/{job_id}/heartbeat",
+        json={"token": token, "progress": 60, "printer_state": "printing"},
+        headers=bearer(key),
+    )
+    assert late.status_code == 409
+    assert late.json()["error"]["details"]["reason"] == "job_cancelled"
+
+    # Its agents call again: the site is back, with nothing left to print.
+    assert (await claim(client, key)).status_code == 204
+    assert (await client.get(f"/sites/{hamburg}", headers=admin)).json()["status"] == "online"
