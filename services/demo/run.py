@@ -24,11 +24,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import uvicorn
 
 from services.accounts.models import Role
 from services.accounts.service import AccountsService
-from services.api.app import create_app
+from services.api.background import serve_in_background
 from services.config import Settings
 from services.db import create_engine, session_factory, transaction
 from services.demo.meshes import DEMO_PARTS, DemoPart, export_model
@@ -98,24 +97,6 @@ _BREAKDOWN = (
 
 class DemoFailed(RuntimeError):
     pass
-
-
-@asynccontextmanager
-async def _api_server(settings: Settings, redis_url: str) -> AsyncIterator[str]:
-    app = create_app(settings, redis_url=redis_url)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            raise DemoFailed(f"API server did not start: {task.exception()!r}")
-        await asyncio.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 async def _bootstrap_admin(settings: Settings) -> str:
@@ -427,7 +408,7 @@ async def run_demo(settings: Settings, *, redis_url: str, echo: Echo = print) ->
     admin_token = await _bootstrap_admin(settings)
     async with (
         _worker(settings, redis_url),
-        _api_server(settings, redis_url) as base_url,
+        serve_in_background(settings, redis_url) as base_url,
         httpx.AsyncClient(
             base_url=base_url, headers={"Authorization": f"Bearer {admin_token}"}, timeout=60
         ) as admin,
