@@ -21,6 +21,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import overload
 
 from sqlalchemy.exc import IntegrityError
 
@@ -206,20 +207,21 @@ class FactoryJobs:
     ) -> tuple[FactoryJob, Lease] | None:
         """The most urgent job the site may print now (for the printer and materials asked), leased to the
         caller; None when there is none. A job whose lease ran out is taken over (its old lease ends)."""
-        now = now or utcnow()
-        await self._seen(caller.site_id, now)
+        await self._seen(caller.site_id)
         await self.orders.routing.serialize_writes()
         for order_id, job_id in await self.repo.claimable(
             site_id=caller.site_id,
             printer_id=request.printer_id,
             materials=request.materials,
-            now=now,
+            now=now or utcnow(),
             limit=5,
         ):
             await self.orders.repo.order(order_id, for_update=True)
             job = await self.printing.repo.job(job_id, for_update=True)
             if job is None:
                 continue
+            # Timestamps are taken under the locks: a lease begins after the one before it ended.
+            now = now or utcnow()
             if job.status in LEASED and job.lease_expires_at is not None and job.lease_expires_at <= now:
                 await self._lapse(job, now)
             if job.status is not J.READY:
@@ -237,9 +239,9 @@ class FactoryJobs:
         self, caller: FactoryCaller, job_id: uuid.UUID, request: HeartbeatIn, *, now: datetime | None = None
     ) -> tuple[PrintJob, Lease]:
         """Record progress and extend the lease. The job stays claimed until the printer is under way."""
+        await self._seen(caller.site_id)
+        job = await self._locked(job_id, caller, with_order=False)
         now = now or utcnow()
-        await self._seen(caller.site_id, now)
-        job = await self._site_job(caller, job_id, for_update=True)
         self._check_lease(job, request.token, now)
         job.progress = request.progress
         job.printer_state = request.printer_state.value
@@ -254,16 +256,15 @@ class FactoryJobs:
         self, caller: FactoryCaller, job_id: uuid.UUID, request: CompleteIn, *, now: datetime | None = None
     ) -> FactoryJob:
         """The part is printed and passed the site's checks. Repeating the same call answers the same."""
-        now = now or utcnow()
-        await self._seen(caller.site_id, now)
+        await self._seen(caller.site_id)
         failed = [c.name for c in request.qa_checks if not c.passed]
         if failed:
             raise QaCheckFailed(
                 "a part that failed a QA check is not complete: report it through /fail, reason qa_failed",
                 details={"failed_checks": failed},
             )
-        await self._lock_order_of(job_id)
-        job = await self._site_job(caller, job_id, for_update=True)
+        job = await self._locked(job_id, caller)
+        now = now or utcnow()
         fingerprint = _digest(request.model_dump_json(exclude={"token"}))
         if job.status is J.DONE and job.completion is not None:
             done = job.completion
@@ -294,10 +295,9 @@ class FactoryJobs:
     ) -> FactoryJob:
         """The print did not succeed. Ready again at this site when a retry makes sense and it has not
         failed too often here; else failed, which re-routes its order."""
+        await self._seen(caller.site_id)
+        job = await self._locked(job_id, caller)
         now = now or utcnow()
-        await self._seen(caller.site_id, now)
-        await self._lock_order_of(job_id)
-        job = await self._site_job(caller, job_id, for_update=True)
         self._check_lease(job, request.token, now)
         job.failures_here += 1
         reason = request.reason.value
@@ -316,7 +316,8 @@ class FactoryJobs:
         return await self._view(job)
 
     async def job(self, caller: FactoryCaller, job_id: uuid.UUID) -> FactoryJob:
-        return await self._view(await self._site_job(caller, job_id))
+        job = await self.printing.repo.job(job_id)
+        return await self._view(self._of_site(job, caller, job_id))
 
     async def active_jobs(self, caller: FactoryCaller) -> list[FactoryJob]:
         """The site's ready, claimed and printing jobs."""
@@ -333,9 +334,8 @@ class FactoryJobs:
 
     async def expire(self, job_id: uuid.UUID, *, now: datetime | None = None) -> bool:
         """Return a job whose lease ran out to ``ready`` (and its order to ready-for-print). Idempotent."""
+        job = await self._locked(job_id, None)
         now = now or utcnow()
-        await self._lock_order_of(job_id)
-        job = await self.printing.repo.job(job_id, for_update=True)
         if (
             job is None
             or job.status not in LEASED
@@ -360,7 +360,8 @@ class FactoryJobs:
 
     # --- helpers -----------------------------------------------------------------------------------------
 
-    async def _seen(self, site_id: uuid.UUID, now: datetime) -> None:
+    async def _seen(self, site_id: uuid.UUID) -> None:
+        now = utcnow()
         presence = await self.repo.presence(site_id)
         if presence is None:
             try:
@@ -382,13 +383,30 @@ class FactoryJobs:
         presence.last_seen_at = now
         await self.session.flush()
 
-    async def _lock_order_of(self, job_id: uuid.UUID) -> None:
-        await self.orders.repo.order_of_job(job_id)
+    @overload
+    async def _locked(
+        self, job_id: uuid.UUID, caller: FactoryCaller, *, with_order: bool = True
+    ) -> PrintJob: ...
 
-    async def _site_job(
-        self, caller: FactoryCaller, job_id: uuid.UUID, *, for_update: bool = False
-    ) -> PrintJob:
-        job = await self.printing.repo.job(job_id, for_update=for_update)
+    @overload
+    async def _locked(
+        self, job_id: uuid.UUID, caller: None, *, with_order: bool = True
+    ) -> PrintJob | None: ...
+
+    async def _locked(
+        self, job_id: uuid.UUID, caller: FactoryCaller | None, *, with_order: bool = True
+    ) -> PrintJob | None:
+        """The job, locked for a change: on SQLite the database's write lock comes first (it has no row
+        locks, so a job read before it may have changed by the time of the write); then its order (unless
+        the change leaves the order alone), then the job. With a caller, another site's job is NotFound."""
+        await self.orders.routing.serialize_writes()
+        if with_order:
+            await self.orders.repo.order_of_job(job_id)
+        job = await self.printing.repo.job(job_id, for_update=True)
+        return job if caller is None else self._of_site(job, caller, job_id)
+
+    @staticmethod
+    def _of_site(job: PrintJob | None, caller: FactoryCaller, job_id: uuid.UUID) -> PrintJob:
         # Another site's job answers like a missing one: a site learns nothing about others' work.
         if job is None or job.site_id != caller.site_id:
             raise NotFound("no such print job", code="print_job_not_found", details={"job_id": str(job_id)})
