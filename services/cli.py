@@ -24,6 +24,7 @@ from services.db import create_engine, session_factory, transaction
 from services.embedded_redis import EmbeddedRedis
 from services.errors import DomainError
 from services.factories.models import Site
+from services.factory_agent.cli import factory_agent
 from services.migrate import upgrade
 
 app = typer.Typer(
@@ -39,6 +40,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(sites_app, name="sites")
 app.add_typer(orders_app, name="orders")
+app.command("factory-agent")(factory_agent)
 
 T = TypeVar("T")
 
