@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -32,6 +33,10 @@ from services.config import Settings
 from services.db import create_engine, session_factory, transaction
 from services.demo.meshes import DEMO_PARTS, DemoPart, export_model
 from services.factories.schemas import WEEKDAYS
+from services.factory_agent.agent import FactoryAgent
+from services.factory_agent.client import FactoryApiClient
+from services.factory_agent.events import EventLog
+from services.factory_agent.simulated import SimulatedPrintHost
 from services.migrate import upgrade
 from services.orders.states import UNSTARTED
 from services.routing.geo import GeoPoint, haversine_km
@@ -42,6 +47,9 @@ Echo = Callable[[str], None] | None
 _FILE_NAMES = {"stl-binary": "stl", "stl-ascii": "stl", "obj": "obj", "3mf": "3mf"}
 _CUSTOMER = ("northwind-rail", "Northwind Rail Maintenance")
 _WAIT_S = 300.0
+# Simulated prints: a demo part's hour of printing passes in a few seconds.
+_SIM_SPEED = 2000.0
+_SIM_MAX_S = 4.0
 # A common i3-style FDM printer: 250 x 210 x 210 mm bed, 0.4 mm nozzle, PLA at 0.2 mm layers.
 DEMO_PRINTER: dict[str, Any] = {
     "name": "demo-i3-01",
@@ -192,6 +200,83 @@ async def _worker(settings: Settings, redis_url: str) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+@asynccontextmanager
+async def _factory_agents(admin: httpx.AsyncClient, base_url: str, state_root: Path) -> AsyncIterator[int]:
+    """A simulated factory agent for every printer of every demo site, each with its site's own factory
+    key (revoked afterwards). Their JSON logs go to ``agent.log`` in each agent's state directory."""
+    sites = {s["slug"]: s for s in _ok(await admin.get("/sites"), 200)}
+    stop = asyncio.Event()
+    tasks, closers, keys = [], [], []
+    async with contextlib.AsyncExitStack() as stack:
+        for demo_site in DEMO_SITES:
+            site = sites[demo_site.slug]
+            issued = _ok(
+                await admin.post(
+                    "/keys", json={"role": "factory", "site_id": site["id"], "name": "demo agent"}
+                ),
+                201,
+            )
+            keys.append(issued["key_id"])
+            for printer in site["printers"]:
+                state = state_root / demo_site.slug / printer["key"]
+                state.mkdir(parents=True, exist_ok=True)
+                log = stack.enter_context((state / "agent.log").open("a", encoding="utf-8"))
+                client = FactoryApiClient(base_url, issued["token"])
+                host = SimulatedPrintHost(state / "printer", speed=_SIM_SPEED, max_seconds=_SIM_MAX_S)
+                closers += [client.aclose, host.aclose]
+                agent = FactoryAgent(
+                    client,
+                    host,
+                    printer_id=uuid.UUID(printer["id"]),
+                    materials=None,
+                    state_dir=state,
+                    log=EventLog(log),
+                    claim_wait_s=1.0,
+                    poll_s=0.25,
+                )
+                tasks.append(asyncio.create_task(agent.run(stop)))
+        try:
+            yield len(tasks)
+        finally:
+            stop.set()
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            for close in closers:
+                await close()
+            for key_id in keys:
+                await admin.delete(f"/keys/{key_id}")
+    failed = [r for r in results if isinstance(r, BaseException)]
+    if failed:
+        raise DemoFailed(f"a factory agent stopped with {failed[0]!r}")
+
+
+async def _printing(
+    admin: httpx.AsyncClient, tech: httpx.AsyncClient, base_url: str, orders: dict[str, Any], state_root: Path
+) -> dict[str, Any]:
+    """Let the sites' agents print the placed orders; wait until each is printed."""
+    printed = {}
+    async with _factory_agents(admin, base_url, state_root) as agents:
+        started = time.perf_counter()
+        for key in ("normal", "sla_forced"):
+            order_id = orders[key]["order_id"]
+            order = await _until(tech, f"/orders/{order_id}", lambda o: o["status"] == "printed")
+            events = _ok(await tech.get(f"/orders/{order_id}/events"), 200)
+            done = next(e for e in reversed(events) if e["kind"] == "printed")
+            seconds = time.perf_counter() - started
+            where = order["routing"]["quote"]
+            printed[key] = {
+                "site": where["site_slug"],
+                "printer": where["printer_key"],
+                "status": order["status"],
+            }
+            weight = done["data"].get("part_weight_g")
+            say_weight = f", {weight:.1f} g" if weight is not None else ""
+            printed[key]["line"] = (
+                f"  {key}: printed at {where['site_slug']} on {where['printer_key']} after {seconds:.1f} s "
+                f"(simulated{say_weight})"
+            )
+    return {"agents": agents, "orders": printed}
 
 
 async def _until(
@@ -345,6 +430,7 @@ def _order_lines(order: dict[str, Any]) -> list[str]:
 def _order_summary(order: dict[str, Any], nearest: DemoSite) -> dict[str, Any]:
     quote = order["routing"]["quote"]
     return {
+        "order_id": order["id"],
         "site": quote["site_slug"],
         "printer": quote["printer_key"],
         "nearest_site": nearest.slug,
@@ -485,6 +571,13 @@ async def run_demo(settings: Settings, *, redis_url: str, echo: Echo = print) ->
             orders = {**await _orders(tech, say), "cancelled_from_earlier_runs": cancelled}
             timings["orders_ms"] = (time.perf_counter() - sited_at) * 1000
 
+            printing_at = time.perf_counter()
+            say("\nPrinting (a simulated factory agent per site claims, prints and completes its jobs):")
+            printing = await _printing(admin, tech, base_url, orders, settings.data_dir / "agents")
+            for result in printing["orders"].values():
+                say(result.pop("line"))
+            timings["printing_ms"] = (time.perf_counter() - printing_at) * 1000
+
             statuses: Counter[str] = Counter()
             revisions = 0
             for item in _ok(await tech.get("/parts", params={"limit": 100}), 200)["items"]:
@@ -500,6 +593,7 @@ async def run_demo(settings: Settings, *, redis_url: str, echo: Echo = print) ->
         "searches": searches,
         "tenancy": {"other_org_sees": outsider_sees, "other_org_direct_get": outsider_get},
         "orders": orders,
+        "printing": printing,
         "print_jobs": dict(Counter(job["status"] for _, job in jobs)),
         "slicers": dict(Counter(job["slice"]["slicer"] for _, job in jobs if job["slice"])),
         "estimates": {

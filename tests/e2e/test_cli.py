@@ -41,6 +41,7 @@ def test_demo_runs_end_to_end_on_embedded_defaults(tmp_path: Path) -> None:
     assert summary["tenancy"] == {"other_org_sees": 0, "other_org_direct_get": 404}
     assert_sla_routing(summary["orders"])
     assert summary["orders"]["cancelled_from_earlier_runs"] == 0
+    assert_printed(summary)
     assert (tmp_path / ".spareflow" / "spareflow.db").is_file()
     assert not (tmp_path / ".spareflow" / "redis.sock").exists(), "embedded Redis left running"
 
@@ -56,9 +57,21 @@ def test_demo_runs_end_to_end_on_embedded_defaults(tmp_path: Path) -> None:
     # Same generated models: every file is stored once however often it is uploaded. The orders' print jobs
     # run on printers with the demo printer's bed and profile: their G-code comes from the slice cache too.
     assert sorted(p.name for p in blobs.glob("??/??/*")) == stored
-    # The first run's two open orders are cancelled, so the second routes against free printers again.
-    assert again["orders"]["cancelled_from_earlier_runs"] == 2
+    # The first run's orders were printed, so none is left to cancel; the second run routes and prints
+    # its own against the same printers.
+    assert again["orders"]["cancelled_from_earlier_runs"] == 0
     assert_sla_routing(again["orders"])
+    assert_printed(again)
+
+
+def assert_printed(summary: dict[str, Any]) -> None:
+    """Each demo site's simulated agent printed the placed orders where they were routed."""
+    printing = summary["printing"]
+    assert printing["agents"] == 4
+    for key in ("normal", "sla_forced"):
+        printed, routed = printing["orders"][key], summary["orders"][key]
+        assert printed["status"] == "printed"
+        assert (printed["site"], printed["printer"]) == (routed["site"], routed["printer"])
 
 
 def assert_sla_routing(orders: dict[str, Any]) -> None:
