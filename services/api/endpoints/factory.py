@@ -12,7 +12,7 @@ import time
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import StreamingResponse
 
 from parts_catalog.storage import BlobNotFound, BlobStore
@@ -61,7 +61,7 @@ async def _out(view: FactoryJob, blobs: BlobStore) -> FactoryJobOut:
     responses={**error_responses(422), 204: {"description": "No job is ready for this printer"}},
 )
 async def claim_job(
-    body: ClaimIn, caller: Factory, jobs: FactoryJobService, resources: Resources
+    body: ClaimIn, caller: Factory, jobs: FactoryJobService, resources: Resources, request: Request
 ) -> Response:
     """Lease the site's most urgent ready job (for `printer_id`, in one of `materials`). With
     `wait_seconds`, wait up to that long (at most the server's limit) for one; 204 when there is none.
@@ -83,6 +83,9 @@ async def claim_job(
         # Hold no database connection while waiting: a hundred waiting agents must not drain the pool.
         await jobs.session.commit()
         await asyncio.sleep(min(settings.factory_claim_poll_s, remaining))
+        if await request.is_disconnected():
+            # The agent gave up (stopped, killed): a job claimed now would be leased to no one.
+            return Response(status_code=204)
 
 
 @router.get("/jobs")
