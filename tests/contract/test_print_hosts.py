@@ -1,7 +1,7 @@
 """The PrintHost contract, run against the simulated host and a real OctoPrint with its Virtual Printer.
 
-OctoPrint is started once for the module with ``../shared/peers/octoprint-up.sh`` on a free loopback port
-(installed once into ``.cache/octoprint-venv``); without ``../shared`` its half of the suite is skipped.
+OctoPrint is started once for the module (``tests.peers``, with ``../shared/peers/octoprint-up.sh``);
+without ``../shared`` its half of the suite is skipped.
 The Virtual Printer runs ``G4 P1000`` in real time, so a file of N dwells is an N-second print; the
 ``;TIME:N`` header gives the simulated host the same estimate.
 """
@@ -9,11 +9,6 @@ The Virtual Printer runs ``G4 P1000`` in real time, so a file of N dwells is an 
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import signal
-import socket
-import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -25,59 +20,17 @@ import pytest
 from services.factory_agent.octoprint import OctoPrintHost
 from services.factory_agent.print_hosts import HostState, HostStatus, PrintHost, PrintHostBusy
 from services.factory_agent.simulated import SimulatedPrintHost
+from tests.peers import OCTOPRINT_KEY, octoprint_server
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO.parent / "shared"
-OCTOPRINT_UP = SHARED / "peers" / "octoprint-up.sh"
-OCTOPRINT_VENV = REPO / ".cache" / "octoprint-venv"
-OCTOPRINT_KEY = "SPAREFLOW_CONTRACT_KEY_000000001"
 HOSTS = ["simulated", "octoprint"]
 # Simulated prints run this much faster than their estimate: the suite checks behaviour, not timing.
 SIM_SPEED = 2.0
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _stop(pid: int) -> None:
-    # The script detaches the server (nohup): it is not our child, so poll until it is gone.
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
-    os.kill(pid, signal.SIGKILL)
-
-
 @pytest.fixture(scope="module")
 def octoprint_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if not OCTOPRINT_UP.exists():
-        pytest.skip(f"{SHARED} is absent: no script to run a real OctoPrint")
-    if shutil.which("curl") is None:
-        pytest.skip("octoprint-up.sh needs curl")
-    port = _free_port()
-    base = tmp_path_factory.mktemp("octoprint") / "base"
-    result = subprocess.run(
-        ["bash", str(OCTOPRINT_UP), str(base), str(port), OCTOPRINT_KEY],
-        env={**os.environ, "OCTOPRINT_VENV": str(OCTOPRINT_VENV)},
-        capture_output=True,
-        text=True,
-        timeout=900,  # the first run installs OctoPrint
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    pid = int(result.stdout.split()[-1])
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        _stop(pid)
+    with octoprint_server(tmp_path_factory) as url:
+        yield url
 
 
 @pytest.fixture(scope="module", params=HOSTS)
