@@ -51,6 +51,23 @@ class ModelFormat(StrEnum):
     OBJ = "obj"
     THREE_MF = "3mf"
 
+    @property
+    def media_type(self) -> str:
+        return _MEDIA_TYPES[self]
+
+    @property
+    def extension(self) -> str:
+        """The usual file name ending, without the dot."""
+        return "stl" if self in (ModelFormat.STL_BINARY, ModelFormat.STL_ASCII) else self.value
+
+
+_MEDIA_TYPES = {
+    ModelFormat.STL_BINARY: "model/stl",
+    ModelFormat.STL_ASCII: "model/stl",
+    ModelFormat.OBJ: "model/obj",
+    ModelFormat.THREE_MF: "model/3mf",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class ArchiveLimits:

@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 
+from parts_catalog.formats import ModelFormat
 from services.accounts.models import Role
 from services.accounts.service import AccountsService
 from services.api.background import serve_in_background
@@ -44,7 +45,6 @@ from services.workers.settings import build_worker
 
 Echo = Callable[[str], None] | None
 
-_FILE_NAMES = {"stl-binary": "stl", "stl-ascii": "stl", "obj": "obj", "3mf": "3mf"}
 _CUSTOMER = ("northwind-rail", "Northwind Rail Maintenance")
 _WAIT_S = 300.0
 # Simulated prints: a demo part's hour of printing passes in a few seconds.
@@ -165,7 +165,7 @@ async def _upload(
 ) -> tuple[dict[str, Any], float]:
     mesh = await asyncio.to_thread(demo_part.build)
     data = await asyncio.to_thread(export_model, mesh, demo_part.file_format)
-    filename = f"{demo_part.part_number}.{_FILE_NAMES[demo_part.file_format]}"
+    filename = f"{demo_part.part_number}.{ModelFormat(demo_part.file_format).extension}"
     started = time.perf_counter()
     response = await admin.post(
         f"/parts/{part_id}/revisions",
@@ -252,7 +252,12 @@ async def _factory_agents(admin: httpx.AsyncClient, base_url: str, state_root: P
 
 
 async def _printing(
-    admin: httpx.AsyncClient, tech: httpx.AsyncClient, base_url: str, orders: dict[str, Any], state_root: Path
+    admin: httpx.AsyncClient,
+    tech: httpx.AsyncClient,
+    base_url: str,
+    orders: dict[str, Any],
+    state_root: Path,
+    say: Callable[[str], None],
 ) -> dict[str, Any]:
     """Let the sites' agents print the placed orders; wait until each is printed."""
     printed = {}
@@ -262,19 +267,17 @@ async def _printing(
             order_id = orders[key]["order_id"]
             order = await _until(tech, f"/orders/{order_id}", lambda o: o["status"] == "printed")
             events = _ok(await tech.get(f"/orders/{order_id}/events"), 200)
-            done = next(e for e in reversed(events) if e["kind"] == "printed")
-            seconds = time.perf_counter() - started
+            weight = next(e for e in reversed(events) if e["kind"] == "printed")["data"].get("part_weight_g")
             where = order["routing"]["quote"]
             printed[key] = {
                 "site": where["site_slug"],
                 "printer": where["printer_key"],
                 "status": order["status"],
             }
-            weight = done["data"].get("part_weight_g")
-            say_weight = f", {weight:.1f} g" if weight is not None else ""
-            printed[key]["line"] = (
-                f"  {key}: printed at {where['site_slug']} on {where['printer_key']} after {seconds:.1f} s "
-                f"(simulated{say_weight})"
+            say(
+                f"  {key}: printed at {where['site_slug']} on {where['printer_key']} after "
+                f"{time.perf_counter() - started:.1f} s (simulated"
+                + (f", {weight:.1f} g)" if weight is not None else ")")
             )
     return {"agents": agents, "orders": printed}
 
@@ -573,9 +576,7 @@ async def run_demo(settings: Settings, *, redis_url: str, echo: Echo = print) ->
 
             printing_at = time.perf_counter()
             say("\nPrinting (a simulated factory agent per site claims, prints and completes its jobs):")
-            printing = await _printing(admin, tech, base_url, orders, settings.data_dir / "agents")
-            for result in printing["orders"].values():
-                say(result.pop("line"))
+            printing = await _printing(admin, tech, base_url, orders, settings.data_dir / "agents", say)
             timings["printing_ms"] = (time.perf_counter() - printing_at) * 1000
 
             statuses: Counter[str] = Counter()

@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import secrets
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import overload
@@ -107,6 +108,7 @@ class Artifact:
     kind: ArtifactKind
     sha256: str
     format: str
+    bytes: int | None  # None: not recorded (a repaired model); the blob store knows
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,9 +125,12 @@ class FactoryJob:
     def artifacts(self) -> list[Artifact]:
         found = []
         if self.slice is not None:
-            found.append(Artifact("gcode", self.slice.gcode_sha256, "gcode"))
+            found.append(Artifact("gcode", self.slice.gcode_sha256, "gcode", self.slice.gcode_bytes))
         model = PrintModel.of(self.revision)
-        found.append(Artifact("model", model.sha256, model.format))
+        uploaded = model.sha256 == self.revision.blob_sha256
+        found.append(
+            Artifact("model", model.sha256, model.format, self.revision.size_bytes if uploaded else None)
+        )
         return found
 
     def artifact(self, kind: ArtifactKind) -> Artifact:
@@ -134,7 +139,8 @@ class FactoryJob:
                 return artifact
         raise Conflict(f"the job has no {kind} yet", code="artifact_not_ready", details={"kind": kind})
 
-    def out(self, sizes: dict[str, int]) -> FactoryJobOut:
+    def out(self, sizes: Mapping[str, int]) -> FactoryJobOut:
+        """``sizes``: the byte counts of the artifacts whose ``bytes`` is not recorded."""
         job, order, sliced = self.job, self.order, self.slice
         ready_by = None
         if order is not None and order.routing is not None:
@@ -164,7 +170,7 @@ class FactoryJob:
                 ArtifactOut(
                     kind=a.kind,
                     sha256=a.sha256,
-                    bytes=sizes.get(a.sha256, 0),
+                    bytes=a.bytes if a.bytes is not None else sizes.get(a.sha256, 0),
                     format=a.format,
                     url=f"/factory/jobs/{job.id}/artifacts/{a.kind}",
                 )

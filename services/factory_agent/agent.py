@@ -219,20 +219,13 @@ class FactoryAgent:
         )
         gcode = next((a for a in job.artifacts if a.kind == "gcode"), None)
         if gcode is None:
-            body = FailIn(
-                token=lease.token,
-                reason=FailReason.ARTIFACT_INVALID,
-                retry_here=False,
-                message="the job came without G-code",
+            step = Step(
+                Action.FAIL, FailReason.ARTIFACT_INVALID, "the job came without G-code", retry_here=False
             )
             try:
-                await self._retrying("fail", lambda: self.client.fail(job.id, body), stop, job_id=job.id)
+                await self._fail(job.id, lease.token, step, stop)
             except JobLost as exc:
                 self.log.emit("lease_lost", job_id=job.id, code=exc.code, reason=exc.reason)
-            else:
-                self.log.emit(
-                    "failed", job_id=job.id, reason=body.reason, retry_here=False, message=body.message
-                )
             return
         record = JobRecord(
             job_id=job.id,
@@ -330,7 +323,7 @@ class FactoryAgent:
                     return True
                 case Action.FAIL:
                     await keeper.halt()
-                    await self._fail(record, step, abort)
+                    await self._fail(record.job_id, record.token, step, abort)
                     return True
 
     async def _download(self, record: JobRecord, abort: asyncio.Event) -> Path | Step:
@@ -402,17 +395,15 @@ class FactoryAgent:
         )
         self.log.emit("completed", job_id=record.job_id, status=job.status)
 
-    async def _fail(self, record: JobRecord, step: Step, abort: asyncio.Event) -> None:
+    async def _fail(self, job_id: uuid.UUID, token: str, step: Step, abort: asyncio.Event) -> None:
         assert step.reason is not None
         body = FailIn(
-            token=record.token, reason=step.reason, retry_here=step.retry_here, message=step.message[:2000]
+            token=token, reason=step.reason, retry_here=step.retry_here, message=step.message[:2000]
         )
-        job = await self._retrying(
-            "fail", lambda: self.client.fail(record.job_id, body), abort, job_id=record.job_id
-        )
+        job = await self._retrying("fail", lambda: self.client.fail(job_id, body), abort, job_id=job_id)
         self.log.emit(
             "failed",
-            job_id=record.job_id,
+            job_id=job_id,
             reason=step.reason,
             retry_here=step.retry_here,
             message=step.message,

@@ -15,6 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import StreamingResponse
 
+from parts_catalog.formats import ModelFormat
 from parts_catalog.storage import BlobNotFound, BlobStore
 from services.api.deps import Factory, FactoryJobService, Resources
 from services.api.endpoints import error_responses
@@ -35,19 +36,12 @@ from services.printing.schemas import (
 
 router = APIRouter(prefix="/factory", tags=["factory"])
 
-# Artifact format -> (media type, file extension).
-_FILE_TYPES = {
-    "gcode": ("text/x.gcode", "gcode"),
-    "stl-binary": ("model/stl", "stl"),
-    "stl-ascii": ("model/stl", "stl"),
-    "3mf": ("model/3mf", "3mf"),
-    "obj": ("model/obj", "obj"),
-}
-
 
 async def _out(view: FactoryJob, blobs: BlobStore) -> FactoryJobOut:
     sizes = {}
     for artifact in view.artifacts():
+        if artifact.bytes is not None:
+            continue
         try:
             sizes[artifact.sha256] = await blobs.size(artifact.sha256)
         except BlobNotFound:
@@ -156,7 +150,11 @@ async def download_artifact(
         size = await blobs.size(artifact.sha256)
     except BlobNotFound as exc:
         raise NotFound("the artifact's file is missing", code="artifact_missing") from exc
-    media_type, extension = _FILE_TYPES.get(artifact.format, ("application/octet-stream", "bin"))
+    if artifact.kind == "gcode":
+        media_type, extension = "text/x.gcode", "gcode"
+    else:
+        model = ModelFormat(artifact.format)
+        media_type, extension = model.media_type, model.extension
     etag = f'"{artifact.sha256}"'
     digest = base64.b64encode(bytes.fromhex(artifact.sha256)).decode()
     headers = {

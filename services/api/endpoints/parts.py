@@ -9,6 +9,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
+from parts_catalog.formats import ModelFormat
 from parts_catalog.repository import PartFilter
 from parts_catalog.schemas import EquipmentModel, PartPatch, SearchText
 from parts_catalog.units import Unit
@@ -18,7 +19,6 @@ from services.api.schemas import PartCreate, PartOut, PartPageOut, RevisionOut
 
 router = APIRouter(prefix="/parts", tags=["parts"])
 
-_MEDIA_TYPES = {"stl-binary": "model/stl", "stl-ascii": "model/stl", "obj": "model/obj", "3mf": "model/3mf"}
 _UPLOAD_BODY = {
     "requestBody": {
         "required": True,
@@ -121,7 +121,10 @@ async def get_revision(
 @router.get(
     "/{part_id}/revisions/{revision_id}/model",
     response_class=StreamingResponse,
-    responses={**error_responses(404), 200: {"content": {m: {} for m in set(_MEDIA_TYPES.values())}}},
+    responses={
+        **error_responses(404),
+        200: {"content": {m: {} for m in {f.media_type for f in ModelFormat}}},
+    },
 )
 async def download_model(
     part_id: uuid.UUID, revision_id: uuid.UUID, principal: CatalogReader, catalog: Catalog
@@ -130,7 +133,7 @@ async def download_model(
     revision, chunks = await catalog.read_model(part_id, revision_id, visible_to=principal.catalog_scope)
     return StreamingResponse(
         chunks,
-        media_type=_MEDIA_TYPES[revision.format],
+        media_type=revision.format.media_type,
         headers={
             "Content-Length": str(revision.size_bytes),
             "Content-Disposition": f"attachment; filename*=UTF-8''{quote(revision.filename)}",
