@@ -16,6 +16,8 @@ from services.api.app import create_app
 from services.config import Settings
 from services.db import create_engine, session_factory, transaction
 from services.demo.meshes import DEMO_PARTS, export_model
+from services.factories.repository import FactoryJobRepository
+from services.printing.models import PrintJobLease
 from tests.workers import run_worker_until_idle
 
 
@@ -282,3 +284,19 @@ async def place_order(
 ) -> httpx.Response:
     headers = {**bearer(token), "Idempotency-Key": key or str(uuid.uuid4())}
     return await client.post("/orders", json=body, headers=headers)
+
+
+async def lease_log(settings: Settings, *job_ids: str) -> dict[str, list[PrintJobLease]]:
+    """Every lease of these print jobs, in fence order (the audit table has no API)."""
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        async with transaction(session_factory(engine)) as session:
+            repo = FactoryJobRepository(session)
+            return {job_id: list(await repo.leases_of(uuid.UUID(job_id))) for job_id in job_ids}
+    finally:
+        await engine.dispose()
+
+
+async def lease_outcomes(settings: Settings, job_id: str) -> list[tuple[int, str | None]]:
+    """``(fence, outcome)`` of each lease of the job."""
+    return [(lease.fence, lease.outcome) for lease in (await lease_log(settings, job_id))[job_id]]

@@ -21,6 +21,7 @@ from tests.builders import (
     BREMEN,
     HAMBURG,
     bearer,
+    lease_log,
     make_key,
     make_shop,
     order_body,
@@ -168,12 +169,7 @@ async def test_lapsed_lease_is_reclaimed_and_the_old_token_refused(
     assert response.status_code == 409
     assert response.json()["error"]["details"]["reason"] == "unknown_token"
 
-    engine = create_engine(settings.resolved_database_url)
-    try:
-        async with transaction(session_factory(engine)) as session:
-            leases = await FactoryJobRepository(session).leases_of(uuid.UUID(job_id))
-    finally:
-        await engine.dispose()
+    leases = (await lease_log(settings, job_id))[job_id]
     assert [(lease.fence, lease.outcome) for lease in leases] == [(1, "expired"), (2, None)]
     assert leases[0].ended_at is not None
     assert leases[0].ended_at <= leases[1].claimed_at

@@ -26,9 +26,7 @@ import pytest
 
 from services.api.background import serve_in_background
 from services.config import Settings
-from services.db import create_engine, session_factory, transaction
 from services.demo.meshes import DEMO_PARTS
-from services.factories.repository import FactoryJobRepository
 from services.factory_agent.agent import FactoryAgent
 from services.factory_agent.client import FactoryApiClient
 from services.factory_agent.events import EventLog
@@ -37,6 +35,7 @@ from tests.builders import (
     BREMEN,
     HAMBURG,
     bearer,
+    lease_outcomes,
     make_account,
     make_admin_token,
     make_factory,
@@ -227,16 +226,6 @@ def order_while_agent_runs(
     return read
 
 
-async def leases_of(settings: Settings, job_id: str) -> list[tuple[int, str | None]]:
-    engine = create_engine(settings.resolved_database_url)
-    try:
-        async with transaction(session_factory(engine)) as session:
-            leases = await FactoryJobRepository(session).leases_of(uuid.UUID(job_id))
-            return [(lease.fence, lease.outcome) for lease in leases]
-    finally:
-        await engine.dispose()
-
-
 async def test_an_order_is_printed_on_octoprint(
     client: httpx.AsyncClient,
     settings: Settings,
@@ -259,7 +248,7 @@ async def test_an_order_is_printed_on_octoprint(
     assert record.status_code == 200, record.text
     prints = record.json()["prints"]
     assert (prints["success"], prints["failure"], prints["last"]["success"]) == (1, 0, True), prints
-    assert await leases_of(settings, shop.job_id) == [(1, "completed")]
+    assert await lease_outcomes(settings, shop.job_id) == [(1, "completed")]
     lines = log.getvalue()
     assert '"event": "completed"' in lines, lines
 
@@ -299,7 +288,7 @@ async def test_a_print_cancelled_on_octoprint_fails_the_job_and_reroutes_the_ord
     assert job["status"] == "failed", job
     # The agent reports cancelled_on_printer, worth retrying here; one failure is all this site gets.
     assert job["failure_code"] == "print_failed_repeatedly", job
-    assert await leases_of(settings, shop.job_id) == [(1, "failed")]
+    assert await lease_outcomes(settings, shop.job_id) == [(1, "failed")]
     events = (await client.get(f"/orders/{shop.order['id']}/events", headers=bearer(shop.tech))).json()
     rerouted = [e for e in events if e["kind"] == "rerouted"]
     assert len(rerouted) == 1, events

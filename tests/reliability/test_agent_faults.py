@@ -22,7 +22,6 @@ import json
 import signal
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,9 +32,7 @@ import pytest
 
 from services.api.background import serve_in_background
 from services.config import Settings
-from services.db import create_engine, session_factory, transaction
-from services.factories.repository import FactoryJobRepository
-from tests.builders import HAMBURG, bearer, make_key, make_shop, order_body, place_order
+from tests.builders import HAMBURG, bearer, lease_outcomes, make_key, make_shop, order_body, place_order
 from tests.workers import run_worker_until_idle
 
 pytestmark = pytest.mark.slow
@@ -233,16 +230,6 @@ def host_print(state_dir: Path) -> dict[str, Any]:
     return state
 
 
-async def lease_log(settings: Settings, job_id: str) -> list[tuple[int, str | None]]:
-    engine = create_engine(settings.resolved_database_url)
-    try:
-        async with transaction(session_factory(engine)) as session:
-            leases = await FactoryJobRepository(session).leases_of(uuid.UUID(job_id))
-            return [(lease.fence, lease.outcome) for lease in leases]
-    finally:
-        await engine.dispose()
-
-
 async def settled(
     client: httpx.AsyncClient, shop: dict[str, Any], job_id: str
 ) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
@@ -334,7 +321,7 @@ async def test_agent_paused_past_its_lease_is_refused_and_cancels_its_print(
         assert (job["status"], job["fence"]) == ("done", 2), job
         assert order["status"] == "printed"
         assert kinds.count("printed") == 1, kinds
-        log = await lease_log(settings, job_id)
+        log = await lease_outcomes(settings, job_id)
         assert log == [(1, "expired"), (2, "completed")], log
         assert [outcome for _, outcome in log].count("completed") == 1
     backend = settings.resolved_database_url.split(":")[0]
@@ -397,7 +384,7 @@ async def test_agent_killed_mid_print_reconciles_after_restart(
         assert (job["status"], job["fence"]) == ("done", 1), job
         assert order["status"] == "printed"
         assert kinds.count("printed") == 1, kinds
-        assert await lease_log(settings, job_id) == [(1, "completed")]
+        assert await lease_outcomes(settings, job_id) == [(1, "completed")]
     backend = settings.resolved_database_url.split(":")[0]
     print(
         f"\n{backend}: SIGKILL test ({'finished' if finishes_while_dead else 'printing'}) "

@@ -25,7 +25,6 @@ import asyncio
 import itertools
 import random
 import time
-import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,10 +34,17 @@ import httpx
 import pytest
 
 from services.config import Settings
-from services.db import create_engine, session_factory, transaction
-from services.factories.repository import FactoryJobRepository
 from services.printing.models import PrintJobLease
-from tests.builders import HAMBURG, app_client, bearer, make_key, make_shop, order_body, place_order
+from tests.builders import (
+    HAMBURG,
+    app_client,
+    bearer,
+    lease_log,
+    make_key,
+    make_shop,
+    order_body,
+    place_order,
+)
 from tests.workers import run_worker_until_idle
 
 pytestmark = pytest.mark.slow
@@ -270,16 +276,6 @@ async def _prepared_shop(client: httpx.AsyncClient, settings: Settings) -> dict[
     return {**shop, "orders": orders, "jobs": jobs, "keys": keys}
 
 
-async def _lease_log(settings: Settings, job_ids: list[str]) -> dict[str, list[PrintJobLease]]:
-    engine = create_engine(settings.resolved_database_url)
-    try:
-        async with transaction(session_factory(engine)) as session:
-            repo = FactoryJobRepository(session)
-            return {job_id: list(await repo.leases_of(uuid.UUID(job_id))) for job_id in job_ids}
-    finally:
-        await engine.dispose()
-
-
 def _anomalies(
     ledger: Ledger,
     log: dict[str, list[PrintJobLease]],
@@ -387,7 +383,7 @@ async def test_twenty_agents_race_over_a_thousand_claims(
     raced = time.monotonic() - started
 
     job_ids = list(shop["jobs"].values())
-    log = await _lease_log(settings, job_ids)
+    log = await lease_log(settings, *job_ids)
     tech, factory = bearer(shop["tech"]), bearer(shop["keys"][0])
     order_status, job_status = {}, {}
     for order in shop["orders"]:
