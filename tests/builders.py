@@ -6,10 +6,12 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import httpx
 
+from parts_catalog.sqltypes import utcnow
 from services.accounts.models import Role
 from services.accounts.service import AccountsService
 from services.api.app import create_app
@@ -192,10 +194,18 @@ async def make_print_job(
 
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-# Sites that work around the clock with an evening courier pickup every day: promises in tests then do not
-# depend on the weekday the suite runs on.
+# Sites that work around the clock with a courier pickup every day: promises in tests then do not depend
+# on the weekday the suite runs on.
 ALWAYS_OPEN = {day: [{"open": "00:00", "close": "00:00"}] for day in WEEKDAYS}
-DAILY_PICKUP = {day: "18:00" for day in WEEKDAYS}
+
+
+def daily_pickup() -> dict[str, str]:
+    """A courier pickup every day, three hours from now (UTC). With a fixed hour, an order placed shortly
+    before it would miss that day's pickup and the test's promises would hinge on when the suite runs."""
+    at = (utcnow() + timedelta(hours=3)).strftime("%H:%M")
+    return dict.fromkeys(WEEKDAYS, at)
+
+
 HAMBURG = (53.5511, 9.9937)
 BREMEN = (53.0793, 8.8017)
 MUNICH = (48.1351, 11.5820)
@@ -209,7 +219,7 @@ def factory_body(slug: str, at: tuple[float, float], **overrides: Any) -> dict[s
         longitude=at[1],
         timezone="UTC",
         opening_hours=ALWAYS_OPEN,
-        courier_cutoffs=DAILY_PICKUP,
+        courier_cutoffs=daily_pickup(),
         **overrides,
     )
 

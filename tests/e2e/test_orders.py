@@ -62,7 +62,7 @@ async def test_an_order_goes_to_the_nearest_site_with_a_breakdown_that_adds_up(
     assert _ts(quote["delivery_at"]) - decided == timedelta(seconds=b["total_seconds"])
     assert b["print_seconds"] > 0
     assert b["transit_seconds"] > 0
-    # 18:00 pickups every day: the parcel never waits more than a day for the courier.
+    # A pickup every day: the parcel never waits more than a day for the courier.
     assert 0 <= b["courier_wait_seconds"] < 24 * 3600
     (alternative,) = routing["alternatives"]
     assert alternative["site_slug"] == "munich"
@@ -87,8 +87,8 @@ async def test_the_sla_sends_an_order_to_a_farther_site_when_the_nearest_cannot_
     await make_factory(client, admin, "hamburg-slow", (53.56, 10.0), post_processing_minutes=2880)
     await make_factory(client, admin, "bremen", BREMEN)
 
-    # 30 h: Bremen makes it whatever the time of day (print, post-processing, at most a day's wait for the
-    # 18:00 pickup, ~2.4 h of express transit).
+    # 30 h: Bremen makes it (print, post-processing, at most a day's wait for the daily pickup, ~2.4 h of
+    # express transit).
     urgent = await place_order(
         client, shop["tech"], order_body("BR-1", HAMBURG, sla=None, need_by=_in(hours=30))
     )
