@@ -1,0 +1,1 @@
+"""Webhooks: signed events in from logistics partners, and out to customers' own systems."""
