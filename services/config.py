@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from parts_catalog.formats import ArchiveLimits
@@ -133,6 +134,56 @@ class Settings(BaseSettings):
     max_print_failures_per_site: int = Field(
         default=2, ge=1, le=20, description="Failed prints of one job at one site before it is re-routed."
     )
+    public_base_url: str | None = Field(
+        default=None,
+        description="Where partners and the built-in courier reach this API, e.g. https://api.example.com. "
+        "Default: http://api_host:api_port.",
+    )
+    karrio_url: str | None = Field(
+        default=None,
+        description="A Karrio server's base URL; sites whose courier is `karrio` book through it.",
+    )
+    karrio_token: SecretStr | None = Field(default=None, description="Karrio API token.")
+    karrio_carrier: str = Field(
+        default="generic", max_length=64, description="The Karrio carrier connection to book with."
+    )
+    courier_timeout_s: float = Field(default=15.0, gt=0, le=120, description="Per courier API call.")
+    local_courier_time_scale: float = Field(
+        default=1.0,
+        ge=1,
+        le=1_000_000,
+        description="How much faster than real time the built-in courier's parcels travel (demos: 3600).",
+    )
+    webhook_max_body_bytes: int = Field(
+        default=256 * 1024, ge=1024, le=10 * MB, description="Larger inbound webhooks are refused (413)."
+    )
+    webhook_dedup_hours: int = Field(
+        default=72,
+        ge=72,
+        le=24 * 90,
+        description="How long inbound webhook ids are remembered: a replay within it is processed once.",
+    )
+    webhooks_allow_private_targets: bool = Field(
+        default=False,
+        description="Let customers' webhook endpoints resolve to loopback, private, link-local, CGNAT or "
+        "reserved addresses (development and tests only; cloud metadata addresses stay refused).",
+    )
+    webhook_retry_schedule_s: list[Annotated[float, Field(gt=0, le=86400)]] = Field(
+        default=[5, 30, 120, 600, 3600, 3 * 3600, 8 * 3600],
+        max_length=20,
+        description="Seconds before each retry of a failed outbound webhook delivery; after the last, the "
+        "delivery is failed. JSON list in the environment.",
+    )
+    webhook_disable_after_failures: int = Field(
+        default=15,
+        ge=1,
+        le=1000,
+        description="Consecutive failed attempts after which an outbound webhook endpoint is disabled and "
+        "its pending deliveries abandoned.",
+    )
+    webhook_timeout_s: float = Field(
+        default=10.0, gt=0, le=60, description="Time limit of one outbound webhook attempt, DNS included."
+    )
     log_level: str = "INFO"
 
     @cached_property
@@ -162,6 +213,10 @@ class Settings(BaseSettings):
             Path("/usr/share/cura/resources"),
         ]
         return next((p for p in candidates if p is not None and (p / "definitions").is_dir()), None)
+
+    @property
+    def resolved_public_base_url(self) -> str:
+        return (self.public_base_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
 
     @property
     def uses_embedded_redis(self) -> bool:

@@ -2,14 +2,20 @@
 
 from parts_catalog.models import Part, PartEquipment, PartRevision
 from services.accounts.models import ApiKey, Organization, Partner
+from services.couriers.local import LocalParcel
 from services.factories.models import Printer, Site
 from services.idempotency.models import IdempotencyRecord
+from services.notifications.models import WebhookDelivery, WebhookEndpoint
 from services.orders.models import Order, OrderEvent, PrinterReservation
 from services.printing.models import PrintJob, SliceArtifact
+from services.shipping.models import Shipment, ShipmentEvent
+from services.webhooks.models import InboundWebhook, PartnerSecret
 
 __all__ = [
     "ApiKey",
     "IdempotencyRecord",
+    "InboundWebhook",
+    "LocalParcel",
     "Order",
     "OrderEvent",
     "Organization",
@@ -17,9 +23,14 @@ __all__ = [
     "PartEquipment",
     "PartRevision",
     "Partner",
+    "PartnerSecret",
     "PrintJob",
     "Printer",
     "PrinterReservation",
+    "Shipment",
+    "ShipmentEvent",
     "Site",
     "SliceArtifact",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

@@ -143,6 +143,7 @@ class World:
     tech_b: str
     factory: str
     partner: str
+    partner_id: str
     part_a: dict[str, Any]
     revision_a: dict[str, Any]
     print_job: dict[str, Any]
@@ -174,6 +175,7 @@ async def make_world(client: httpx.AsyncClient, settings: Settings) -> World:
         tech_b=await make_key(client, admin, "technician", organization_id=org_b["id"]),
         factory=await make_key(client, admin, "factory", site_id=site["id"]),
         partner=await make_key(client, admin, "partner", partner_id=partner["id"]),
+        partner_id=partner["id"],
         part_a=part_a,
         revision_a=response.json(),
         print_job=await make_print_job(client, admin, response.json()["id"]),
@@ -254,6 +256,7 @@ async def make_shop(
     *,
     organization: str = "acme",
     part_number: str = "BR-1",
+    **site_overrides: Any,
 ) -> dict[str, Any]:
     """An operator, an organization with a technician and a checked part, and round-the-clock sites.
 
@@ -264,7 +267,7 @@ async def make_shop(
     part = await make_orderable_part(
         client, admin, settings, organization_id=org["id"], part_number=part_number
     )
-    made = {slug: await make_factory(client, admin, slug, at) for slug, at in sites.items()}
+    made = {slug: await make_factory(client, admin, slug, at, **site_overrides) for slug, at in sites.items()}
     tech = await make_key(client, admin, "technician", organization_id=org["id"])
     return {"admin": admin, "org": org, "part": part, "tech": tech, **made}
 

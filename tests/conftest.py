@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -24,6 +24,7 @@ from services.config import Settings
 from services.db import create_engine
 from services.migrate import upgrade
 from tests.builders import app_client
+from tests.peers import KarrioPeer, karrio_server
 
 POSTGRES_URL = os.environ.get(
     "SPAREFLOW_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -102,6 +103,15 @@ async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """An unauthenticated client of a fresh app; see tests.builders for keys."""
     async with app_client(settings) as http:
         yield http
+
+
+@pytest.fixture(scope="session")
+def karrio_peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KarrioPeer]:
+    """A real Karrio, started on first use and shared by the session (skips without ../shared).
+
+    Sync on purpose: the courier contract's async harnesses look it up by name (getfixturevalue)."""
+    with karrio_server(tmp_path_factory) as peer:
+        yield peer
 
 
 @pytest.fixture

@@ -1,21 +1,25 @@
-"""Real peer servers for tests: a real OctoPrint with its Virtual Printer.
+"""Real peer servers for tests: a real OctoPrint with its Virtual Printer, a real Karrio shipping gateway.
 
-OctoPrint is started with ``../shared/peers/octoprint-up.sh`` on a free loopback port (installed once into
-``.cache/octoprint-venv``); without ``../shared`` the tests that need it are skipped.
+Each is started with its script from ``../shared/peers`` on a free loopback port and installed once into
+``.cache/<name>-venv``; without ``../shared`` (or curl, which the scripts use) the tests that need it are
+skipped.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,6 +27,10 @@ SHARED = REPO.parent / "shared"
 OCTOPRINT_UP = SHARED / "peers" / "octoprint-up.sh"
 OCTOPRINT_VENV = REPO / ".cache" / "octoprint-venv"
 OCTOPRINT_KEY = "SPAREFLOW_CONTRACT_KEY_000000001"
+KARRIO_UP = SHARED / "peers" / "karrio-up.sh"
+KARRIO_MAKE_TRACKER = SHARED / "peers" / "karrio-make-tracker.py"
+KARRIO_VENV = REPO / ".cache" / "karrio-venv"
+KARRIO_TOKEN = "key_spareflow_local_test_000000000"  # the token karrio-up.sh gives its admin
 
 
 def free_port() -> int:
@@ -69,5 +77,126 @@ def octoprint_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     pid = int(result.stdout.split()[-1])
     try:
         yield f"http://127.0.0.1:{port}"
+    finally:
+        _stop(pid)
+
+
+def _karrio_env(workdir: Path) -> dict[str, str]:
+    """The environment karrio-up.sh exports: Karrio reads its settings from real variables only, so a
+    ``karrio shell`` beside the server needs the same ones to open the same database."""
+    return {
+        **os.environ,
+        "KARRIO_VENV": str(KARRIO_VENV),
+        "KARRIO_TOKEN": KARRIO_TOKEN,
+        "SECRET_KEY": "local-test-secret-key-not-for-production-0123456789",
+        "DEBUG_MODE": "False",
+        "WORK_DIR": str(workdir),
+        "LOG_DIR": str(workdir),
+        "WORKER_DB_DIR": str(workdir),
+        "DATABASE_ENGINE": "sqlite3",
+        "DATABASE_NAME": "db.sqlite3",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "OTEL_ENABLED": "False",
+        # Webhooks go out inside the API request that caused them: no worker process to run.
+        "WORKER_IMMEDIATE_MODE": "True",
+    }
+
+
+@dataclass(frozen=True)
+class KarrioPeer:
+    """A running Karrio: its API and the two things a test does as the carrier would."""
+
+    base_url: str
+    token: str
+    workdir: Path
+
+    def make_tracker(self, shipment_id: str) -> str:
+        """Create the tracker of a bought shipment; returns its id (``trk_...``).
+
+        Karrio makes none for the generic carrier (no tracking API) and refuses ``POST /v1/trackers`` for it,
+        so karrio-make-tracker.py writes the row in a ``karrio shell`` (~2.5 s).
+        """
+        with KARRIO_MAKE_TRACKER.open() as script:
+            result = subprocess.run(
+                [str(KARRIO_VENV / "bin" / "karrio"), "shell"],
+                stdin=script,
+                cwd=self.workdir,
+                env={**_karrio_env(self.workdir), "SHIPMENT_ID": shipment_id},
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
+        output = result.stdout[-1000:] + result.stderr[-2000:]
+        assert result.returncode == 0, output
+        found = re.search(r"^TRACKER_ID (\S+)", result.stdout, re.MULTILINE)
+        assert found is not None, output
+        return found.group(1)
+
+    def inject_events(
+        self,
+        tracker_id: str,
+        events: Sequence[Mapping[str, str]],
+        *,
+        status: str,
+        delivered: bool = False,
+    ) -> None:
+        """Add carrier events (``date``, ``time``, ``code``, ``description``, ``location``, ``status``) to a
+        tracker and set its status, as a carrier's tracking feed would; Karrio sends its webhooks."""
+        response = httpx.post(
+            f"{self.base_url}/v1/trackers/{tracker_id}/inject-events",
+            json={"events": list(events), "status": status, "delivered": delivered},
+            headers={"Authorization": f"Token {self.token}"},
+            timeout=60,
+        )
+        assert response.status_code == 200, response.text
+
+
+def _wait_for_karrio(base_url: str, workdir: Path) -> None:
+    # The script gives up waiting after 60 s without saying so.
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            answer = httpx.get(
+                f"{base_url}/v1/carriers", headers={"Authorization": f"Token {KARRIO_TOKEN}"}, timeout=5
+            )
+            if answer.status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            log = workdir / "gunicorn.log"
+            raise AssertionError(f"Karrio did not come up: {log.read_text()[-2000:] if log.exists() else ''}")
+        time.sleep(0.25)
+
+
+@contextmanager
+def karrio_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KarrioPeer]:
+    """A running Karrio (token ``KARRIO_TOKEN``, SQLite, no Redis) for the block.
+
+    The first run installs Karrio into ``.cache/karrio-venv`` (~60 s) and migrates a template database
+    beside it (~70 s); later runs copy the template and are up in ~2 s. Skips the calling test when
+    ``../shared`` or curl is missing.
+    """
+    if not KARRIO_UP.exists():
+        pytest.skip(f"{SHARED} is absent: no script to run a real Karrio")
+    if shutil.which("curl") is None:
+        pytest.skip("karrio-up.sh needs curl")
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("karrio") / "work"
+    result = subprocess.run(
+        ["bash", str(KARRIO_UP), str(workdir), str(port)],
+        env=_karrio_env(workdir),
+        capture_output=True,
+        text=True,
+        timeout=900,  # the first run installs and migrates
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    pid = int(result.stdout.split()[-1])
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for_karrio(base_url, workdir)
+        yield KarrioPeer(base_url=base_url, token=KARRIO_TOKEN, workdir=workdir)
     finally:
         _stop(pid)

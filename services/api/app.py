@@ -7,7 +7,19 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from services.api.endpoints import accounts, factory, health, orders, parts, print_jobs, sites
+from services.api.endpoints import (
+    accounts,
+    factory,
+    health,
+    metrics,
+    orders,
+    parts,
+    print_jobs,
+    shipping,
+    sites,
+    webhook_endpoints,
+    webhooks,
+)
 from services.api.errors import install_error_handlers
 from services.api.idempotency import IdempotentReplay, replay_response
 from services.api.resources import AppResources
@@ -50,4 +62,8 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
     app.include_router(print_jobs.router)
     app.include_router(factory.router)
     app.include_router(sites.router)
+    app.include_router(shipping.router)
+    app.include_router(webhooks.router)
+    app.include_router(webhook_endpoints.router)
+    app.include_router(metrics.router)
     return app

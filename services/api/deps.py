@@ -7,6 +7,7 @@ OpenAPI schema and the authorization matrix test read them.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
@@ -22,8 +23,12 @@ from services.db import transaction
 from services.errors import Forbidden, NotAuthenticated
 from services.factories.leases import FactoryCaller, FactoryJobs
 from services.factories.service import SiteRegistry
+from services.notifications.service import WebhookPolicy, WebhookService
 from services.orders.service import OrderService
 from services.printing.service import PrintingService
+from services.shipping.service import ShippingService
+from services.webhooks.inbound import InboundWebhooks
+from services.webhooks.partners import PartnerSecrets
 
 
 def get_resources(request: Request) -> AppResources:
@@ -133,3 +138,33 @@ async def model_upload(request: Request, resources: Resources) -> AsyncIterator[
 
 
 ModelUpload = Annotated[IncomingModel, Depends(model_upload)]
+
+
+def get_shipping(orders: Orders) -> ShippingService:
+    return ShippingService(orders)
+
+
+Shipping = Annotated[ShippingService, Depends(get_shipping)]
+
+
+def get_inbound(session: DbSession, resources: Resources) -> InboundWebhooks:
+    return InboundWebhooks(session, dedup=timedelta(hours=resources.settings.webhook_dedup_hours))
+
+
+Inbound = Annotated[InboundWebhooks, Depends(get_inbound)]
+
+
+def get_partner_secrets(session: DbSession) -> PartnerSecrets:
+    return PartnerSecrets(session)
+
+
+PartnerSecretService = Annotated[PartnerSecrets, Depends(get_partner_secrets)]
+
+
+def get_webhooks(session: DbSession, resources: Resources) -> WebhookService:
+    return WebhookService(session, WebhookPolicy.of(resources.settings))
+
+
+# Outbound webhooks: a technician manages its organization's endpoints; operators any organization's.
+Webhooks = Annotated[WebhookService, Depends(get_webhooks)]
+WebhookManager = CatalogReader

@@ -272,6 +272,8 @@ class SiteOut(BaseModel):
     courier_cutoffs: dict[str, Any]
     transit: dict[str, Any]
     post_processing_minutes: int
+    address: dict[str, Any] | None  # as SiteIn takes it: None until an operator gives one
+    courier: str
     status: SiteStatus
     qualified_revisions: list[str] | None
     printers: list[PrinterOut]
@@ -292,6 +294,8 @@ class SiteOut(BaseModel):
             courier_cutoffs=site.courier_cutoffs,
             transit=site.transit,
             post_processing_minutes=site.post_processing_minutes,
+            address=site.address or None,
+            courier=site.courier,
             status=site.status,
             qualified_revisions=site.qualified_revisions,
             printers=[PrinterOut.of(p) for p in view.printers],

@@ -50,6 +50,8 @@ _WAIT_S = 300.0
 # Simulated prints: a demo part's hour of printing passes in a few seconds.
 _SIM_SPEED = 2000.0
 _SIM_MAX_S = 4.0
+_COURIER_SPEED = 3600.0
+_PRINTED = frozenset({"printed", "shipped", "delivered"})
 # A common i3-style FDM printer: 250 x 210 x 210 mm bed, 0.4 mm nozzle, PLA at 0.2 mm layers.
 DEMO_PRINTER: dict[str, Any] = {
     "name": "demo-i3-01",
@@ -265,7 +267,8 @@ async def _printing(
         started = time.perf_counter()
         for key in ("normal", "sla_forced"):
             order_id = orders[key]["order_id"]
-            order = await _until(tech, f"/orders/{order_id}", lambda o: o["status"] == "printed")
+            # The courier may have the part already by the time we look.
+            order = await _until(tech, f"/orders/{order_id}", lambda o: o["status"] in _PRINTED)
             events = _ok(await tech.get(f"/orders/{order_id}/events"), 200)
             weight = next(e for e in reversed(events) if e["kind"] == "printed")["data"].get("part_weight_g")
             where = order["routing"]["quote"]
@@ -280,6 +283,41 @@ async def _printing(
                 + (f", {weight:.1f} g)" if weight is not None else ")")
             )
     return {"agents": agents, "orders": printed}
+
+
+async def _shipping(
+    tech: httpx.AsyncClient, printed: dict[str, Any], orders: dict[str, Any], say: Callable[[str], None]
+) -> dict[str, Any]:
+    """Wait until every printed order is delivered; the worker books its courier and applies the courier's
+    webhooks on its own."""
+    shipped = {}
+    for key in printed:
+        order_id = orders[key]["order_id"]
+        order = await _until(tech, f"/orders/{order_id}", lambda o: o["status"] == "delivered")
+        shipment = _ok(await tech.get(f"/orders/{order_id}/shipment"), 200)
+        label = await tech.get(f"/orders/{order_id}/shipment/label")
+        if label.status_code != 200 or not label.content.startswith(b"%PDF"):
+            raise DemoFailed(f"no shipping label for {key}: {label.status_code}")
+        say(
+            f"  {key}: {shipment['courier']} {shipment['service']} {shipment['tracking_number']} "
+            f"({len(label.content)} B label): picked up {_when(shipment['picked_up_at'], '%H:%M:%S')}, "
+            f"delivered {_when(shipment['delivered_at'], '%H:%M:%S')} UTC; "
+            f"{len(shipment['events'])} tracking webhooks; order {order['status']}"
+        )
+        shipped[key] = {
+            "courier": shipment["courier"],
+            "tracking_number": shipment["tracking_number"],
+            "tracking_events": [e["status"] for e in shipment["events"]],
+            "status": order["status"],
+        }
+    return shipped
+
+
+async def _timeline(tech: httpx.AsyncClient, key: str, order_id: str, say: Callable[[str], None]) -> None:
+    timeline = _ok(await tech.get(f"/orders/{order_id}/timeline"), 200)
+    say(f"  {key} ({order_id}): {timeline['status']}")
+    for entry in timeline["entries"]:
+        say(f"    {_when(entry['at'], '%H:%M:%S')}  {entry['source']:<8} {entry['summary']}")
 
 
 async def _until(
@@ -496,8 +534,15 @@ async def run_demo(settings: Settings, *, redis_url: str, echo: Echo = print) ->
 
     admin_token = await _bootstrap_admin(settings)
     async with (
-        _worker(settings, redis_url),
         serve_in_background(settings, redis_url) as base_url,
+        # The worker's built-in courier posts its tracking webhooks to this API, and its parcels travel an
+        # hour a second.
+        _worker(
+            settings.model_copy(
+                update={"public_base_url": base_url, "local_courier_time_scale": _COURIER_SPEED}
+            ),
+            redis_url,
+        ),
         httpx.AsyncClient(
             base_url=base_url, headers={"Authorization": f"Bearer {admin_token}"}, timeout=60
         ) as admin,
@@ -579,6 +624,17 @@ async def run_demo(settings: Settings, *, redis_url: str, echo: Echo = print) ->
             printing = await _printing(admin, tech, base_url, orders, settings.data_dir / "agents", say)
             timings["printing_ms"] = (time.perf_counter() - printing_at) * 1000
 
+            shipping_at = time.perf_counter()
+            say(
+                "\nShipping (the built-in courier, an hour a second; its tracking webhooks are signed and "
+                "posted to the API):"
+            )
+            shipping = await _shipping(tech, printing["orders"], orders, say)
+            timings["shipping_ms"] = (time.perf_counter() - shipping_at) * 1000
+            say("\nTimelines:")
+            for key in printing["orders"]:
+                await _timeline(tech, key, orders[key]["order_id"], say)
+
             statuses: Counter[str] = Counter()
             revisions = 0
             for item in _ok(await tech.get("/parts", params={"limit": 100}), 200)["items"]:
@@ -595,6 +651,7 @@ async def run_demo(settings: Settings, *, redis_url: str, echo: Echo = print) ->
         "tenancy": {"other_org_sees": outsider_sees, "other_org_direct_get": outsider_get},
         "orders": orders,
         "printing": printing,
+        "shipping": shipping,
         "print_jobs": dict(Counter(job["status"] for _, job in jobs)),
         "slicers": dict(Counter(job["slice"]["slicer"] for _, job in jobs if job["slice"])),
         "estimates": {

@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from parts_catalog.models import Process
 from parts_catalog.schemas import Material, Name
 from services.accounts.models import Slug
+from services.couriers.registry import CourierName
+from services.orders.schemas import Address
 from slicer_adapters.models import BuildVolume, PrintProfile
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -114,6 +116,12 @@ class SiteIn(BaseModel):
         Field(default_factory=_default_transit, min_length=1, max_length=10)
     )
     post_processing_minutes: int = Field(default=30, ge=0, le=7 * 24 * 60)
+    address: Address | None = Field(
+        default=None, description="Where couriers pick parts up; couriers other than `local` need it"
+    )
+    courier: CourierName = Field(
+        default="local", description="Who ships this site's parts: `local` (built in) or `karrio`"
+    )
     status: SiteStatus = SiteStatus.ONLINE
     qualified_revisions: list[str] | None = Field(
         default=None,

@@ -40,6 +40,8 @@ def _apply(site: Site, spec: SiteIn) -> None:
     site.courier_cutoffs = {day: cutoff.isoformat() for day, cutoff in spec.courier_cutoffs.items()}
     site.transit = {level: rule.model_dump(mode="json") for level, rule in spec.transit.items()}
     site.post_processing_minutes = spec.post_processing_minutes
+    site.address = spec.address.model_dump(mode="json") if spec.address else {}
+    site.courier = spec.courier
     site.status = spec.status
     site.qualified_revisions = spec.qualified_revisions
     site.updated_at = utcnow()

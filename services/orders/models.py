@@ -44,6 +44,8 @@ class Order(SQLModel, table=True):
     routing: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
     reroutes: int = 0
     failure_code: str | None = Field(default=None, max_length=64)
+    # Set while an operator must act (the courier refused the booking, a delivery failed); the reason code.
+    needs_attention: str | None = Field(default=None, max_length=64, index=True)
     created_by: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
@@ -62,6 +64,8 @@ class OrderEvent(SQLModel, table=True):
     to_status: OrderStatus | None = Field(default=None, sa_type=StrEnumType(OrderStatus))
     reason: str | None = Field(default=None, max_length=64)
     data: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    # When the outbound-webhook publisher fanned the event out (services.notifications); None: not yet.
+    published_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
 
 
 class PrinterReservation(SQLModel, table=True):

@@ -144,6 +144,9 @@ class OrderOut(BaseModel):
     routing: RoutingOut | None
     reroutes: int
     failure_code: str | None
+    needs_attention: str | None = Field(
+        description="Set while an operator must act: why (e.g. `delivery_failed`, `courier_rejected`)"
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -172,6 +175,7 @@ class OrderOut(BaseModel):
             routing=RoutingOut.model_validate(order.routing) if order.routing else None,
             reroutes=order.reroutes,
             failure_code=order.failure_code,
+            needs_attention=order.needs_attention,
             created_at=order.created_at,
             updated_at=order.updated_at,
         )

@@ -38,6 +38,7 @@ from parts_catalog.sqltypes import utcnow
 from parts_catalog.storage import BlobStore
 from services.db import SessionFactory, transaction
 from services.errors import InvalidRequest, NotFound
+from services.notifications.events import PUBLISH_ORDER_EVENTS, PUBLISHED_KINDS
 from services.orders.models import Order, OrderEvent, PrinterReservation
 from services.orders.repository import OrderRepository
 from services.orders.schemas import (
@@ -70,6 +71,7 @@ from slicer_adapters.models import MeshStats
 log = logging.getLogger(__name__)
 
 REROUTE_SITE = "reroute_site"
+SHIP_ORDER = "ship_order"
 SLA_HOURS = {"24h": 24, "48h": 48}
 # Promises further out than this are planning, not urgent spare parts.
 MAX_HORIZON = timedelta(days=60)
@@ -82,6 +84,11 @@ S = OrderStatus
 
 def reroute_site_job_id(site_id: uuid.UUID) -> str:
     return f"{REROUTE_SITE}:{site_id}"
+
+
+def enqueue_shipping(session: AsyncSession, order_id: uuid.UUID) -> None:
+    """After the commit, book the printed order's courier (``workers.jobs.shipping.ship_order``)."""
+    enqueue_after_commit(session, SHIP_ORDER, str(order_id), job_id=f"{SHIP_ORDER}:{order_id}")
 
 
 def enqueue_site_reroute(session: AsyncSession, site_id: uuid.UUID) -> None:
@@ -575,6 +582,7 @@ class OrderService:
         elif status is PrintJobStatus.DONE:
             if order.status is S.PRINTING:
                 self._move(order, S.PRINTED, at=now, data=job.completion or {})
+                enqueue_shipping(self.session, order.id)
         elif status is PrintJobStatus.FAILED:
             if job.failure_code == "revision_rejected":
                 await self._fail(order, job.failure_code, at=now, data={"message": job.failure_message})
@@ -583,6 +591,29 @@ class OrderService:
                     order.id, reason=f"print_job_failed:{job.failure_code}", now=now, print_lost=True
                 )
         await self.session.flush()
+
+    # --- shipping (services.shipping moves a printed order along with its parcel) ------------------------
+
+    def advance(
+        self, order: Order, target: OrderStatus, *, at: datetime, data: dict[str, Any] | None = None
+    ) -> None:
+        self._move(order, target, at=at, data=data)
+
+    def flag(
+        self, order: Order, reason: str | None, *, at: datetime, data: dict[str, Any] | None = None
+    ) -> None:
+        """Raise the needs-attention flag with a reason, or clear it (None); an event when it changes."""
+        if order.needs_attention == reason:
+            return
+        kind = "needs_attention" if reason else "attention_cleared"
+        cause = reason or order.needs_attention
+        self._event(order, kind, order.status, order.status, at=at, reason=cause, data=data)
+        order.needs_attention = reason
+        order.updated_at = at
+
+    def note(self, order: Order, kind: str, *, at: datetime, data: dict[str, Any]) -> None:
+        """An event that changes no status (a booked shipment, say)."""
+        self._event(order, kind, None, None, at=at, data=data)
 
     async def watch(self, order_id: uuid.UUID, *, now: datetime | None = None) -> WatchOutcome:
         """The SLA watchdog's check of one order: recompute its ETA, flag it at risk when the ETA passes the
@@ -735,6 +766,9 @@ class OrderService:
                 data=data or {},
             )
         )
+        if kind in PUBLISHED_KINDS:
+            # Outbound webhooks: wake the publisher after the commit (one job id: wake-ups coalesce).
+            enqueue_after_commit(self.session, PUBLISH_ORDER_EVENTS, job_id=PUBLISH_ORDER_EVENTS)
 
 
 @asynccontextmanager

@@ -9,9 +9,11 @@ from arq.connections import ArqRedis
 
 from parts_catalog.storage import LocalBlobStore
 from services.config import Settings
+from services.couriers.registry import LOCAL_PARTNER, Couriers
 from services.db import SessionFactory, create_engine, session_factory
 from services.routing.snapshot import SnapshotCache
 from services.slicers import build_slicer_registry
+from services.webhooks.partners import ensure_partner_secret
 from services.workers.mesh_pool import MeshPool
 from slicer_adapters.registry import SlicerRegistry
 
@@ -27,6 +29,7 @@ class WorkerResources:
     mesh_pool: MeshPool
     slicers: SlicerRegistry
     snapshots: SnapshotCache
+    couriers: Couriers
 
 
 async def on_startup(ctx: dict[str, Any]) -> None:
@@ -36,20 +39,25 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     mesh_pool = MeshPool(settings.mesh_workers, settings.mesh_memory_limit_bytes)
     # Pay the mesh processes' start-up (imports) now rather than on the first upload.
     await mesh_pool.warm_up()
+    sessions = session_factory(engine)
+    # The built-in courier signs its webhooks with the secret our endpoint checks them against.
+    local_secret = await ensure_partner_secret(sessions, LOCAL_PARTNER, "Spareflow local courier")
     ctx[_KEY] = WorkerResources(
         settings=settings,
-        sessions=session_factory(engine),
+        sessions=sessions,
         blobs=LocalBlobStore(settings.resolved_blob_dir),
         queue=ctx["redis"],
         mesh_pool=mesh_pool,
         slicers=build_slicer_registry(settings),
         snapshots=SnapshotCache(max_age_s=settings.routing_snapshot_max_age_s),
+        couriers=Couriers(settings, sessions, local_secret=local_secret),
     )
 
 
 async def on_shutdown(ctx: dict[str, Any]) -> None:
     if _KEY in ctx:
         ctx[_KEY].mesh_pool.close()
+        await ctx[_KEY].couriers.aclose()
     if "engine" in ctx:
         await ctx["engine"].dispose()
 

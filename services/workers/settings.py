@@ -13,7 +13,14 @@ from services.workers.context import on_shutdown, on_startup
 from services.workers.jobs.factories import watch_factories
 from services.workers.jobs.geometry import check_revision, prepare_print, reconcile
 from services.workers.jobs.maintenance import purge_idempotency_keys, sweep_orphan_blobs
+from services.workers.jobs.notifications import deliver_webhook, publish_order_events, reconcile_webhooks
 from services.workers.jobs.orders import reoptimize_orders, reroute_site, watch_orders
+from services.workers.jobs.shipping import (
+    drive_local_courier,
+    process_inbound_webhook,
+    reconcile_shipping,
+    ship_order,
+)
 
 # Typed loosely: arq's WorkerCoroutine protocol only admits functions taking (ctx, *args, **kwargs).
 FUNCTIONS: list[Any] = [
@@ -22,6 +29,13 @@ FUNCTIONS: list[Any] = [
     func(check_revision, keep_result=0),
     func(prepare_print, keep_result=0),
     func(reroute_site, keep_result=0),
+    func(ship_order, keep_result=0),
+    func(process_inbound_webhook, keep_result=0),
+    func(publish_order_events, keep_result=0),
+    func(deliver_webhook, keep_result=0),
+    reconcile_webhooks,
+    drive_local_courier,
+    reconcile_shipping,
     reconcile,
     sweep_orphan_blobs,
     purge_idempotency_keys,
@@ -43,6 +57,15 @@ def cron_jobs(settings: Settings) -> list[Any]:
         # Hourly is plenty: the grace period is an hour, and keys are kept for a day or more.
         # Every 10 s: a lapsed lease should not keep a part from being printed for long.
         cron(watch_factories, second={5, 15, 25, 35, 45, 55}, unique=True),
+        # The built-in courier's events are minutes apart in real time; compressed (demos), seconds apart.
+        cron(
+            drive_local_courier,
+            second=set(range(60)) if settings.local_courier_time_scale >= 60 else {50},
+            unique=True,
+        ),
+        cron(reconcile_shipping, second={20}, unique=True, run_at_startup=True),
+        # Every 10 s: outbound webhooks whose wake-up Redis lost, and retries that came due, go out soon.
+        cron(reconcile_webhooks, second={8, 18, 28, 38, 48, 58}, unique=True, run_at_startup=True),
         cron(sweep_orphan_blobs, minute={7}, second={30}, unique=True),
         cron(purge_idempotency_keys, minute={37}, second={30}, unique=True),
         cron(watch_orders, minute=_every(settings.watchdog_interval_minutes), second={15}, unique=True),
@@ -57,7 +80,8 @@ def build_worker(
 ) -> Worker:
     return Worker(
         functions=FUNCTIONS,
-        cron_jobs=cron_jobs(settings),
+        # A burst worker works off what is queued and stops: of the schedule, only the start-up runs.
+        cron_jobs=[c for c in cron_jobs(settings) if c.run_at_startup] if burst else cron_jobs(settings),
         redis_settings=RedisSettings.from_dsn(redis_url),
         queue_name=settings.queue_name,
         on_startup=on_startup,

@@ -16,7 +16,9 @@ from services.api.deps import authenticate
 from services.config import Settings
 from tests.builders import World, bearer, make_key, make_world
 
-PUBLIC = {("GET", "/health")}
+PUBLIC = {("GET", "/health"), ("GET", "/metrics")}
+# Partners' webhooks authenticate by signature (or Karrio's secret), never by API key.
+SIGNED = {("POST", "/webhooks/partners/{partner}"), ("POST", "/webhooks/karrio")}
 
 
 def declared_roles(dependant: Dependant) -> set[str] | None:
@@ -42,9 +44,9 @@ def api_routes() -> list[tuple[str, str, set[str] | None]]:
 
 
 def test_every_endpoint_declares_its_roles() -> None:
-    undeclared = [(m, p) for m, p, roles in api_routes() if roles is None and (m, p) not in PUBLIC]
+    undeclared = [(m, p) for m, p, roles in api_routes() if roles is None and (m, p) not in PUBLIC | SIGNED]
     assert undeclared == []
-    assert all(roles for m, p, roles in api_routes() if (m, p) not in PUBLIC)
+    assert all(roles for m, p, roles in api_routes() if (m, p) not in PUBLIC | SIGNED)
 
 
 def _fill(path: str, world: World, spare_key_id: str) -> str:
@@ -56,7 +58,11 @@ def _fill(path: str, world: World, spare_key_id: str) -> str:
         "site_id": world.site["id"],
         # Any id does: authorization is decided before the order is looked up (an allowed role gets 404).
         "order_id": str(uuid.uuid4()),
+        "endpoint_id": str(uuid.uuid4()),
         "kind": "gcode",
+        "partner": "partner-1",
+        "partner_id": world.partner_id,
+        "shipment_id": str(uuid.uuid4()),
     }
     return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
 
@@ -70,6 +76,13 @@ async def test_authorization_matrix(client: httpx.AsyncClient, settings: Setting
         body = {} if method in {"POST", "PATCH", "PUT"} else None
 
         anonymous = await client.request(method, url, json=body)
+        if (method, path) in SIGNED:
+            # No API key opens them: unsigned, they are refused whoever calls.
+            for headers in ({}, *(bearer(world.token(role)) for role in Role)):
+                refused = await client.request(method, url, json=body, headers=headers)
+                assert refused.status_code in (400, 401), (method, path, refused.text)
+                assert refused.json()["error"]["code"].startswith("webhook_"), refused.text
+            continue
         if (method, path) in PUBLIC:
             assert anonymous.status_code < 400, (method, path)
             continue
@@ -90,6 +103,6 @@ async def test_authorization_matrix(client: httpx.AsyncClient, settings: Setting
     assert checked >= 4 * 15
 
 
-@pytest.mark.parametrize(("method", "path"), [("GET", "/health")])
+@pytest.mark.parametrize(("method", "path"), sorted(PUBLIC | SIGNED))
 def test_public_endpoints_are_few(method: str, path: str) -> None:
     assert (method, path) in {(m, p) for m, p, _ in api_routes()}

@@ -70,8 +70,20 @@ def assert_printed(summary: dict[str, Any]) -> None:
     assert printing["agents"] == 4
     for key in ("normal", "sla_forced"):
         printed, routed = printing["orders"][key], summary["orders"][key]
-        assert printed["status"] == "printed"
+        # The courier may have had the part by the time the demo looked.
+        assert printed["status"] in {"printed", "shipped", "delivered"}
         assert (printed["site"], printed["printer"]) == (routed["site"], routed["printer"])
+    assert_delivered(summary)
+
+
+def assert_delivered(summary: dict[str, Any]) -> None:
+    """The built-in courier booked each printed order and its signed webhooks took it to the door."""
+    for key in ("normal", "sla_forced"):
+        shipped = summary["shipping"][key]
+        assert shipped["status"] == "delivered"
+        assert shipped["courier"] == "local"
+        assert shipped["tracking_number"].startswith("SFL")
+        assert shipped["tracking_events"] == ["picked_up", "in_transit", "out_for_delivery", "delivered"]
 
 
 def assert_sla_routing(orders: dict[str, Any]) -> None:

@@ -1,0 +1,1 @@
+"""Couriers: the port our shipping code talks to (``ports``) and the adapters behind it."""

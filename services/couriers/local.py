@@ -1,0 +1,358 @@
+"""The built-in courier: for the embedded demo and for sites without a courier contract.
+
+It behaves like a courier on the other side of the network. Booking is idempotent per key (the tracking
+number is derived from it). A booking plans the parcel's day from the distance: pickup once the parcel is
+ready, transit at road speed, out for delivery, delivered. ``time_scale`` compresses that plan for demos (an
+hour passes in a second at 3600). As each planned event comes due, ``drive`` reports it the way a partner
+does: a Standard-Webhooks-signed POST over real HTTP to our own ``/webhooks/partners/local``, resent until
+it is acknowledged.
+
+Its state lives in its own table, written only here, in transactions of its own: what the courier knows is
+not what Spareflow knows until a webhook says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from parts_catalog.sqltypes import UTCDateTime, utcnow
+from services.couriers.labels import label_pdf
+from services.couriers.ports import (
+    Booking,
+    BookingRequest,
+    Capabilities,
+    CourierRejected,
+    Parcel,
+    Place,
+    ServiceOption,
+    ShipmentNotFound,
+    Tracking,
+    TrackingEvent,
+    TrackingStatus,
+)
+from services.db import SessionFactory, transaction
+from services.routing.geo import GeoPoint, haversine_km
+from services.webhooks.signing import sign
+
+log = logging.getLogger(__name__)
+
+NAME = "local"
+T = TrackingStatus
+
+
+class LocalParcel(SQLModel, table=True):
+    __tablename__ = "local_courier_parcel"
+
+    tracking_number: str = Field(primary_key=True, max_length=32)
+    idempotency_key: str = Field(max_length=80, unique=True)
+    reference: str = Field(max_length=100)
+    service: str = Field(max_length=32)
+    origin: dict[str, Any] = Field(sa_type=sa.JSON)
+    destination: dict[str, Any] = Field(sa_type=sa.JSON)
+    parcel: dict[str, Any] = Field(sa_type=sa.JSON)
+    booked_at: datetime = Field(sa_type=UTCDateTime)
+    pickup_from: datetime = Field(sa_type=UTCDateTime)
+    pickup_until: datetime = Field(sa_type=UTCDateTime)
+    estimated_delivery_at: datetime = Field(sa_type=UTCDateTime)
+    # The parcel's planned (and, once cancelled, actual) events: {status, at, description, location}.
+    plan: list[dict[str, Any]] = Field(sa_type=sa.JSON)
+    reported: int = 0  # how many of ``plan`` our receiver has acknowledged
+    # When the next unreported event comes due; None once all are reported.
+    next_due_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    cancelled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+# A road courier: same day within a few hundred km, or a next-day parcel network. (fixed hours, km/h,
+# fixed cost, cost per km, the farthest it goes.)
+_SERVICES: dict[str, tuple[float, float, float, float, float]] = {
+    "express": (1.0, 70.0, 25.0, 1.2, 600.0),
+    "standard": (18.0, 60.0, 9.0, 0.05, 5000.0),
+}
+_PICKUP_WINDOW = timedelta(hours=2)
+_PICKUP_DELAY = timedelta(minutes=30)
+
+
+def tracking_number_for(idempotency_key: str) -> str:
+    """Derived from the key, so a booking retried after a crash finds the first one by its primary key."""
+    return "SFL" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:12].upper()
+
+
+def _km(origin: Place, destination: Place) -> float:
+    return haversine_km(
+        GeoPoint(origin.latitude, origin.longitude), GeoPoint(destination.latitude, destination.longitude)
+    )
+
+
+def _check_route(destination: Place, km: float) -> None:
+    """Refuse what no driver could deliver: no street, city or country, or farther than any service."""
+    country = destination.country
+    # ISO 3166-1 keeps AA, QM-QZ, XA-XZ and ZZ for private use: no such country exists.
+    private = country in {"AA", "ZZ"} or country[:1] == "X" or "QM" <= country <= "QZ"
+    if not destination.lines or not destination.city or len(country) != 2 or not country.isupper() or private:
+        raise CourierRejected(
+            f"cannot deliver to {destination.city or '?'} ({country or 'no country'}): incomplete address",
+            code="invalid_address",
+        )
+    if km > max(rule[4] for rule in _SERVICES.values()):
+        raise CourierRejected(f"{km:.0f} km is beyond every service", code="destination_out_of_range")
+
+
+def _transit_hours(service: str, km: float) -> float:
+    fixed, speed, *_ = _SERVICES[service]
+    return fixed + km / speed
+
+
+def _event(status: TrackingStatus, at: datetime, description: str, location: str) -> dict[str, Any]:
+    return {"status": status.value, "at": at.isoformat(), "description": description, "location": location}
+
+
+def _tracking_event(entry: dict[str, Any]) -> TrackingEvent:
+    return TrackingEvent(
+        status=TrackingStatus(entry["status"]),
+        occurred_at=datetime.fromisoformat(entry["at"]),
+        description=entry["description"],
+        location=entry["location"],
+        courier_code=entry["status"],
+    )
+
+
+class LocalCourier:
+    name = NAME
+
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        *,
+        time_scale: float = 1.0,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.time_scale = time_scale
+        self.webhook_url = webhook_url
+        self.webhook_secret = webhook_secret
+        self._http = http or httpx.AsyncClient(timeout=10.0, follow_redirects=False)
+        self._owns_http = http is None
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def capabilities(self) -> Capabilities:
+        return Capabilities(
+            name=NAME,
+            services=tuple(_SERVICES),
+            labels=True,
+            tracking_webhooks=True,
+            cancel_after_pickup=False,
+        )
+
+    async def quote(self, origin: Place, destination: Place, parcel: Parcel) -> list[ServiceOption]:
+        km = _km(origin, destination)
+        _check_route(destination, km)
+        return [
+            ServiceOption(
+                service=service,
+                transit_hours=round(_transit_hours(service, km), 2),
+                cost=round(cost_fixed + cost_per_km * km, 2),
+                currency="EUR",
+            )
+            for service, (_, _, cost_fixed, cost_per_km, max_km) in _SERVICES.items()
+            if km <= max_km
+        ]
+
+    async def book(self, request: BookingRequest) -> Booking:
+        number = tracking_number_for(request.idempotency_key)
+        async with transaction(self.sessions) as session:
+            parcel = await session.get(LocalParcel, number)
+            if parcel is None:
+                parcel = self._plan(number, request, now=utcnow())
+                session.add(parcel)
+        return self._booking(parcel)
+
+    def _plan(self, number: str, request: BookingRequest, *, now: datetime) -> LocalParcel:
+        km = _km(request.origin, request.destination)
+        _check_route(request.destination, km)
+        offered = [s for s, rule in _SERVICES.items() if km <= rule[4]]
+        service = request.service or offered[0]
+        if service not in offered:
+            raise CourierRejected(
+                f"service {service!r} does not serve this route", code="service_unavailable"
+            )
+        scale = self.time_scale
+        ready = max(now, request.ready_at or now)
+        pickup = ready + _PICKUP_DELAY / scale
+        transit = timedelta(hours=_transit_hours(service, km)) / scale
+        delivered = pickup + transit
+        origin, destination = request.origin.city, request.destination.city
+        plan = [
+            _event(T.PICKED_UP, pickup, "Picked up from the microfactory", origin),
+            _event(
+                T.IN_TRANSIT, pickup + min(transit / 4, timedelta(minutes=10) / scale), "On the way", origin
+            ),
+            _event(T.OUT_FOR_DELIVERY, delivered - transit / 4, "Out for delivery", destination),
+            _event(T.DELIVERED, delivered, f"Delivered to {request.destination.name}", destination),
+        ]
+        return LocalParcel(
+            tracking_number=number,
+            idempotency_key=request.idempotency_key,
+            reference=request.reference,
+            service=service,
+            origin=asdict(request.origin),
+            destination=asdict(request.destination),
+            parcel=asdict(request.parcel),
+            booked_at=now,
+            pickup_from=ready,
+            pickup_until=ready + _PICKUP_WINDOW / scale,
+            estimated_delivery_at=delivered,
+            plan=plan,
+            next_due_at=pickup,
+        )
+
+    def _booking(self, parcel: LocalParcel) -> Booking:
+        destination = parcel.destination
+        label = label_pdf(
+            [
+                f"Service: {parcel.service}   Ref: {parcel.reference}",
+                f"From: {parcel.origin['name']}, {parcel.origin['city']}",
+                f"To: {destination['name']}",
+                *destination["lines"],
+                f"{destination['postal_code']} {destination['city']} {destination['country']}",
+                f"Weight: {parcel.parcel['weight_g']:.0f} g",
+            ],
+            title=parcel.tracking_number,
+        )
+        return Booking(
+            courier_shipment_id=parcel.tracking_number,
+            tracking_number=parcel.tracking_number,
+            service=parcel.service,
+            label_pdf=label,
+            pickup_from=parcel.pickup_from,
+            pickup_until=parcel.pickup_until,
+            estimated_delivery_at=parcel.estimated_delivery_at,
+        )
+
+    async def track(self, tracking_number: str) -> Tracking:
+        now = utcnow()
+        async with transaction(self.sessions) as session:
+            parcel = await self._parcel(session, tracking_number)
+        events = tuple(_tracking_event(e) for e in parcel.plan if datetime.fromisoformat(e["at"]) <= now)
+        return Tracking(
+            tracking_number=tracking_number,
+            status=events[-1].status if events else T.PENDING,
+            events=events,
+            estimated_delivery_at=None if parcel.cancelled_at else parcel.estimated_delivery_at,
+        )
+
+    async def cancel(self, tracking_number: str) -> None:
+        now = utcnow()
+        async with transaction(self.sessions) as session:
+            parcel = await self._parcel(session, tracking_number, for_update=True)
+            if parcel.cancelled_at is not None:
+                return
+            happened = [e for e in parcel.plan if datetime.fromisoformat(e["at"]) <= now]
+            if happened:
+                raise CourierRejected("the parcel has been picked up already", code="already_picked_up")
+            parcel.plan = [_event(T.CANCELLED, now, "Booking cancelled by the sender", parcel.origin["city"])]
+            parcel.cancelled_at = parcel.next_due_at = now
+            parcel.reported = 0
+
+    async def _parcel(
+        self, session: AsyncSession, tracking_number: str, *, for_update: bool = False
+    ) -> LocalParcel:
+        query = select(LocalParcel).where(LocalParcel.tracking_number == tracking_number)
+        if for_update:
+            query = query.with_for_update()
+        parcel = (await session.exec(query)).first()
+        if parcel is None:
+            raise ShipmentNotFound(f"no parcel {tracking_number!r}")
+        return parcel
+
+    # --- the courier's side: report what happened -------------------------------------------------------
+
+    async def drive(self, *, now: datetime | None = None, limit: int = 200) -> int:
+        """Send every event that has come due as a signed webhook; returns how many were acknowledged.
+
+        Sent outside any transaction; what was acknowledged is recorded after. A send that fails (our API
+        down, a 5xx) is tried again on the next run: the receiver deduplicates by ``webhook-id``."""
+        url, secret = self.webhook_url, self.webhook_secret
+        if url is None or secret is None:
+            return 0
+        now = now or utcnow()
+        async with transaction(self.sessions) as session:
+            query = (
+                select(LocalParcel)
+                .where(col(LocalParcel.next_due_at) <= now)
+                .order_by(col(LocalParcel.next_due_at))
+                .limit(limit)
+            )
+            due = list((await session.exec(query)).all())
+        acknowledged = 0
+        for parcel in due:
+            reported = parcel.reported
+            for index, entry in enumerate(parcel.plan[reported:], start=reported):
+                if datetime.fromisoformat(entry["at"]) > now or not await self._report(
+                    parcel, index, entry, url, secret
+                ):
+                    break
+                reported = index + 1
+            acknowledged += reported - parcel.reported
+            if reported != parcel.reported:
+                await self._record(parcel.tracking_number, reported)
+        return acknowledged
+
+    async def _report(
+        self, parcel: LocalParcel, index: int, entry: dict[str, Any], url: str, secret: str
+    ) -> bool:
+        body = json.dumps(
+            {
+                "type": "tracking.updated",
+                "data": {
+                    "tracking_number": parcel.tracking_number,
+                    "status": entry["status"],
+                    "occurred_at": entry["at"],
+                    "description": entry["description"],
+                    "location": entry["location"],
+                },
+            },
+            separators=(",", ":"),
+        ).encode()
+        # Stable per event: a resend after a lost acknowledgement is recognised as the same event.
+        msg_id = f"{parcel.tracking_number}-{index}-{entry['status']}"
+        headers = sign([secret], msg_id, utcnow(), body)
+        try:
+            response = await self._http.post(
+                url, content=body, headers={**headers, "content-type": "application/json"}
+            )
+        except httpx.HTTPError as exc:
+            log.warning("local courier: webhook for %s not delivered: %s", parcel.tracking_number, exc)
+            return False
+        if response.is_success:
+            return True
+        log.warning(
+            "local courier: webhook for %s refused: %s %s",
+            parcel.tracking_number,
+            response.status_code,
+            response.text[:200],
+        )
+        return False
+
+    async def _record(self, tracking_number: str, reported: int) -> None:
+        async with transaction(self.sessions) as session:
+            parcel = await self._parcel(session, tracking_number, for_update=True)
+            # Another driver may have got further, or a cancel may have replaced the plan meanwhile.
+            if reported > parcel.reported and reported <= len(parcel.plan):
+                parcel.reported = reported
+            remaining = parcel.plan[parcel.reported :]
+            parcel.next_due_at = datetime.fromisoformat(remaining[0]["at"]) if remaining else None

@@ -1,0 +1,55 @@
+"""The couriers a process can book with, built from the settings."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from services.config import Settings
+from services.couriers.karrio import KarrioCourier
+from services.couriers.local import LocalCourier
+from services.couriers.ports import Courier, CourierRejected
+from services.db import SessionFactory
+
+CourierName = Literal["local", "karrio"]
+LOCAL_PARTNER = "local"  # the partner slug the built-in courier's webhooks come in as
+KARRIO_PARTNER = "karrio"
+
+
+class CourierNotConfigured(CourierRejected):
+    code = "courier_not_configured"
+
+
+class Couriers:
+    def __init__(self, settings: Settings, sessions: SessionFactory, *, local_secret: str | None) -> None:
+        self._couriers: dict[str, Courier] = {
+            "local": LocalCourier(
+                sessions,
+                time_scale=settings.local_courier_time_scale,
+                webhook_url=f"{settings.resolved_public_base_url}/webhooks/partners/{LOCAL_PARTNER}",
+                webhook_secret=local_secret,
+            )
+        }
+        if settings.karrio_url and settings.karrio_token:
+            self._couriers["karrio"] = KarrioCourier(
+                settings.karrio_url,
+                settings.karrio_token.get_secret_value(),
+                carrier_name=settings.karrio_carrier,
+                timeout_s=settings.courier_timeout_s,
+            )
+
+    def get(self, name: str) -> Courier:
+        """Raises CourierNotConfigured (a permanent booking error) for a courier this process lacks."""
+        courier = self._couriers.get(name)
+        if courier is None:
+            raise CourierNotConfigured(f"courier {name!r} is not configured (see SPAREFLOW_KARRIO_URL)")
+        return courier
+
+    @property
+    def local(self) -> LocalCourier:
+        courier = self._couriers["local"]
+        assert isinstance(courier, LocalCourier)
+        return courier
+
+    async def aclose(self) -> None:
+        for courier in self._couriers.values():
+            await courier.aclose()

@@ -1,0 +1,262 @@
+"""Inbound partner webhooks: verify, store, acknowledge; process later in a worker.
+
+Nothing is stored unless the request is authentic, fresh, small enough and well-formed; every refusal is
+counted in ``spareflow_webhook_rejections_total``. An accepted event is stored under its (source, event id),
+which makes a replay a no-op for as long as the row is kept (``webhook_dedup_hours``, 72 h at least), and a
+wake-up job is sent after the commit; the reconciler finds events whose wake-up was lost. The answer never
+depends on the tracking number: a partner cannot learn from us which numbers exist.
+
+Two schemes:
+
+- ``/webhooks/partners/{partner}``: Standard Webhooks (``services.webhooks.signing``), checked against the
+  partner's unexpired secrets; the body is our documented partner format (``PartnerEvent``).
+- ``/webhooks/karrio``: Karrio does not sign. Its ``X-Event-Id`` header carries the subscription's secret
+  itself, compared in constant time with the secrets stored for the ``karrio`` partner.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints, ValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, delete, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from parts_catalog.sqltypes import utcnow
+from services.accounts.models import Partner
+from services.accounts.repository import AccountsRepository
+from services.couriers.karrio import parse_webhook
+from services.couriers.ports import Tracking, TrackingEvent, TrackingStatus
+from services.couriers.registry import KARRIO_PARTNER
+from services.errors import DomainError, MalformedRequest, NotAuthenticated, PayloadTooLarge
+from services.metrics import WEBHOOK_REJECTIONS
+from services.queue import enqueue_after_commit
+from services.shipping.service import ShippingService
+from services.webhooks.models import InboundStatus, InboundWebhook, PartnerSecret
+from services.webhooks.signing import VerificationFailed, verify
+
+PROCESS_INBOUND = "process_inbound_webhook"
+KARRIO_HEADER = "x-event-id"  # carries the subscription secret itself
+Text = Annotated[str, StringConstraints(max_length=500)]
+
+
+class WebhookPayloadInvalid(DomainError):
+    status = 422
+    code = "webhook_payload_invalid"
+
+
+class PartnerTracking(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    tracking_number: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    status: TrackingStatus
+    occurred_at: AwareDatetime
+    description: Text = ""
+    location: Annotated[str, StringConstraints(max_length=200)] = ""
+    estimated_delivery_at: AwareDatetime | None = None
+
+
+class PartnerEvent(BaseModel):
+    """What a logistics partner sends us: one tracking event of one parcel."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["tracking.updated"]
+    data: PartnerTracking
+
+    def tracking(self) -> Tracking:
+        data = self.data
+        event = TrackingEvent(
+            status=data.status,
+            occurred_at=data.occurred_at,
+            description=data.description,
+            location=data.location,
+            courier_code=data.status.value,
+        )
+        return Tracking(
+            tracking_number=data.tracking_number,
+            status=data.status,
+            events=(event,),
+            estimated_delivery_at=data.estimated_delivery_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    inbound_id: uuid.UUID | None
+    duplicate: bool
+
+
+def _refuse(source: str, reason: str, error: DomainError) -> DomainError:
+    WEBHOOK_REJECTIONS.labels(source=source, reason=reason).inc()
+    return error
+
+
+def too_large(source: str, limit: int) -> DomainError:
+    return _refuse(source, "too_large", PayloadTooLarge(f"webhook bodies are limited to {limit} bytes"))
+
+
+_REFUSALS: dict[str, tuple[type[DomainError], str]] = {
+    "missing_headers": (MalformedRequest, "webhook_headers_missing"),
+    "invalid_headers": (MalformedRequest, "webhook_headers_invalid"),
+    "timestamp_too_old": (MalformedRequest, "webhook_timestamp_out_of_tolerance"),
+    "timestamp_in_future": (MalformedRequest, "webhook_timestamp_out_of_tolerance"),
+    "invalid_signature": (NotAuthenticated, "webhook_signature_invalid"),
+}
+
+
+def _json(source: str, body: bytes) -> dict[str, Any]:
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        payload = None
+    if not isinstance(payload, dict):
+        raise _refuse(
+            source,
+            "not_json",
+            MalformedRequest("the body is not a JSON object", code="webhook_payload_invalid"),
+        )
+    return payload
+
+
+class InboundWebhooks:
+    def __init__(self, session: AsyncSession, *, dedup: timedelta) -> None:
+        self.session = session
+        self.dedup = dedup
+        self.accounts = AccountsRepository(session)
+
+    async def secrets_of(self, partner_slug: str, *, now: datetime) -> tuple[Partner | None, list[str]]:
+        partner = await self.accounts.by_slug(Partner, partner_slug)
+        if partner is None:
+            return None, []
+        query = select(PartnerSecret.secret).where(
+            PartnerSecret.partner_id == partner.id,
+            (col(PartnerSecret.expires_at).is_(None)) | (col(PartnerSecret.expires_at) > now),
+        )
+        return partner, list((await self.session.exec(query)).all())
+
+    async def receive_partner(
+        self, partner_slug: str, headers: Mapping[str, str], body: bytes, *, now: datetime | None = None
+    ) -> Receipt:
+        now = now or utcnow()
+        partner, secrets = await self.secrets_of(partner_slug, now=now)
+        # An unknown partner is refused like a bad signature, and counted without its made-up name.
+        source = partner.slug if partner is not None else "unknown"
+        try:
+            verified = verify(secrets, headers, body, now=now)
+        except VerificationFailed as exc:
+            kind, code = _REFUSALS[exc.reason]
+            raise _refuse(source, exc.reason, kind(str(exc), code=code)) from None
+        payload = _json(source, body)
+        try:
+            event = PartnerEvent.model_validate(payload)
+        except ValidationError as exc:
+            details = [{"loc": list(e["loc"]), "message": e["msg"]} for e in exc.errors()]
+            raise _refuse(
+                source,
+                "invalid_payload",
+                WebhookPayloadInvalid("not a partner tracking event", details=details),
+            ) from None
+        return await self._store(source, verified.msg_id, event.type, payload, now=now)
+
+    async def receive_karrio(
+        self, headers: Mapping[str, str], body: bytes, *, now: datetime | None = None
+    ) -> Receipt:
+        now = now or utcnow()
+        _, secrets = await self.secrets_of(KARRIO_PARTNER, now=now)
+        offered = headers.get(KARRIO_HEADER, "").encode()
+        # Each stored secret is compared in constant time; all are compared, so timing tells nothing.
+        if not offered or not any([hmac.compare_digest(offered, s.encode()) for s in secrets]):
+            reason = "missing_headers" if not offered else "invalid_signature"
+            raise _refuse(
+                KARRIO_PARTNER,
+                reason,
+                NotAuthenticated("unknown Karrio webhook secret", code="webhook_signature_invalid"),
+            )
+        payload = _json(KARRIO_PARTNER, body)
+        try:
+            event = parse_webhook(payload)
+        except ValueError as exc:
+            raise _refuse(KARRIO_PARTNER, "invalid_payload", WebhookPayloadInvalid(str(exc))) from None
+        return await self._store(KARRIO_PARTNER, event.event_id, event.event_type, payload, now=now)
+
+    async def _store(
+        self, source: str, event_id: str, event_type: str, payload: dict[str, Any], *, now: datetime
+    ) -> Receipt:
+        existing = await self._existing(source, event_id)
+        if existing is not None:
+            return Receipt(inbound_id=existing, duplicate=True)
+        row = InboundWebhook(
+            source=source,
+            event_id=event_id[:200],
+            event_type=event_type[:64],
+            payload=payload,
+            received_at=now,
+        )
+        try:
+            async with self.session.begin_nested():
+                self.session.add(row)
+        except IntegrityError:
+            # The same event, stored by a concurrent request between our look and our insert.
+            return Receipt(inbound_id=await self._existing(source, event_id), duplicate=True)
+        enqueue_after_commit(self.session, PROCESS_INBOUND, str(row.id), job_id=f"{PROCESS_INBOUND}:{row.id}")
+        return Receipt(inbound_id=row.id, duplicate=False)
+
+    async def _existing(self, source: str, event_id: str) -> uuid.UUID | None:
+        query = select(InboundWebhook.id).where(
+            InboundWebhook.source == source, InboundWebhook.event_id == event_id[:200]
+        )
+        return (await self.session.exec(query)).first()
+
+    # --- processing (workers) ----------------------------------------------------------------------------
+
+    async def process(
+        self, inbound_id: uuid.UUID, shipping: ShippingService, *, now: datetime | None = None
+    ) -> str:
+        """Apply a stored event to its shipment. Idempotent: a processed event is never applied again."""
+        now = now or utcnow()
+        await shipping.orders.routing.serialize_writes()
+        row = await self.session.get(InboundWebhook, inbound_id, with_for_update=True)
+        if row is None or row.status is not InboundStatus.RECEIVED:
+            return "nothing to do"
+        if row.source == KARRIO_PARTNER:
+            tracking = parse_webhook(row.payload).tracking
+        else:
+            tracking = PartnerEvent.model_validate(row.payload).tracking()
+        outcome = "not a tracking event"
+        if tracking is not None:
+            outcome = await shipping.apply_tracking(row.source, tracking, now=now)
+        applied = tracking is not None and outcome != "unknown_tracking_number"
+        row.status = InboundStatus.PROCESSED if applied else InboundStatus.IGNORED
+        row.outcome = outcome[:200]
+        row.processed_at = now
+        await self.session.flush()
+        return outcome
+
+    async def unprocessed(self, *, received_before: datetime, limit: int) -> list[uuid.UUID]:
+        query = (
+            select(InboundWebhook.id)
+            .where(
+                InboundWebhook.status == InboundStatus.RECEIVED,
+                col(InboundWebhook.received_at) < received_before,
+            )
+            .order_by(col(InboundWebhook.received_at))
+            .limit(limit)
+        )
+        return list((await self.session.exec(query)).all())
+
+    async def purge(self, *, now: datetime) -> int:
+        """Forget processed events past the deduplication window."""
+        query = delete(InboundWebhook).where(
+            col(InboundWebhook.status) != InboundStatus.RECEIVED,
+            col(InboundWebhook.received_at) < now - self.dedup,
+        )
+        result = await self.session.exec(query)
+        return int(result.rowcount or 0)
