@@ -50,7 +50,8 @@ _WAIT_S = 300.0
 # Simulated prints: a demo part's hour of printing passes in a few seconds.
 _SIM_SPEED = 2000.0
 _SIM_MAX_S = 4.0
-_COURIER_SPEED = 3600.0
+# Four hours a second: a next-day standard parcel (18 h and more) arrives in about five seconds.
+_COURIER_SPEED = 4 * 3600.0
 _PRINTED = frozenset({"printed", "shipped", "delivered"})
 # A common i3-style FDM printer: 250 x 210 x 210 mm bed, 0.4 mm nozzle, PLA at 0.2 mm layers.
 DEMO_PRINTER: dict[str, Any] = {
@@ -535,8 +536,8 @@ async def run_demo(settings: Settings, *, redis_url: str, echo: Echo = print) ->
     admin_token = await _bootstrap_admin(settings)
     async with (
         serve_in_background(settings, redis_url) as base_url,
-        # The worker's built-in courier posts its tracking webhooks to this API, and its parcels travel an
-        # hour a second.
+        # The worker's built-in courier posts its tracking webhooks to this API, and its parcels travel
+        # four hours a second.
         _worker(
             settings.model_copy(
                 update={"public_base_url": base_url, "local_courier_time_scale": _COURIER_SPEED}
@@ -626,7 +627,7 @@ async def run_demo(settings: Settings, *, redis_url: str, echo: Echo = print) ->
 
             shipping_at = time.perf_counter()
             say(
-                "\nShipping (the built-in courier, an hour a second; its tracking webhooks are signed and "
+                "\nShipping (the built-in courier, four hours a second; its tracking webhooks are signed and "
                 "posted to the API):"
             )
             shipping = await _shipping(tech, printing["orders"], orders, say)
