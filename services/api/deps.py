@@ -7,7 +7,6 @@ OpenAPI schema and the authorization matrix test read them.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
@@ -148,7 +147,7 @@ Shipping = Annotated[ShippingService, Depends(get_shipping)]
 
 
 def get_inbound(session: DbSession, resources: Resources) -> InboundWebhooks:
-    return InboundWebhooks(session, dedup=timedelta(hours=resources.settings.webhook_dedup_hours))
+    return InboundWebhooks.configured(session, resources.settings)
 
 
 Inbound = Annotated[InboundWebhooks, Depends(get_inbound)]

@@ -41,6 +41,7 @@ from services.couriers.ports import (
     TrackingStatus,
 )
 from services.db import SessionFactory, transaction
+from services.routing.domain import TransitRule
 from services.routing.geo import GeoPoint, haversine_km
 from services.webhooks.signing import sign
 
@@ -72,12 +73,14 @@ class LocalParcel(SQLModel, table=True):
     cancelled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
-# A road courier: same day within a few hundred km, or a next-day parcel network. (fixed hours, km/h,
-# fixed cost, cost per km, the farthest it goes.)
-_SERVICES: dict[str, tuple[float, float, float, float, float]] = {
-    "express": (1.0, 70.0, 25.0, 1.2, 600.0),
-    "standard": (18.0, 60.0, 9.0, 0.05, 5000.0),
-}
+# A road courier: same day within a few hundred km, or a next-day parcel network (the service levels of a
+# site's default transit model, with a reach).
+_SERVICES: tuple[TransitRule, ...] = (
+    TransitRule("express", fixed_hours=1.0, speed_kmh=70.0, max_km=600.0, fixed_cost=25.0, cost_per_km=1.2),
+    TransitRule(
+        "standard", fixed_hours=18.0, speed_kmh=60.0, max_km=5000.0, fixed_cost=9.0, cost_per_km=0.05
+    ),
+)
 _PICKUP_WINDOW = timedelta(hours=2)
 _PICKUP_DELAY = timedelta(minutes=30)
 
@@ -103,13 +106,12 @@ def _check_route(destination: Place, km: float) -> None:
             f"cannot deliver to {destination.city or '?'} ({country or 'no country'}): incomplete address",
             code="invalid_address",
         )
-    if km > max(rule[4] for rule in _SERVICES.values()):
+    if not _offered(km):
         raise CourierRejected(f"{km:.0f} km is beyond every service", code="destination_out_of_range")
 
 
-def _transit_hours(service: str, km: float) -> float:
-    fixed, speed, *_ = _SERVICES[service]
-    return fixed + km / speed
+def _offered(km: float) -> list[TransitRule]:
+    return [rule for rule in _SERVICES if rule.offers(km)]
 
 
 def _event(status: TrackingStatus, at: datetime, description: str, location: str) -> dict[str, Any]:
@@ -152,7 +154,7 @@ class LocalCourier:
     async def capabilities(self) -> Capabilities:
         return Capabilities(
             name=NAME,
-            services=tuple(_SERVICES),
+            services=tuple(rule.level for rule in _SERVICES),
             labels=True,
             tracking_webhooks=True,
             cancel_after_pickup=False,
@@ -163,13 +165,12 @@ class LocalCourier:
         _check_route(destination, km)
         return [
             ServiceOption(
-                service=service,
-                transit_hours=round(_transit_hours(service, km), 2),
-                cost=round(cost_fixed + cost_per_km * km, 2),
+                service=rule.level,
+                transit_hours=round(rule.duration(km).total_seconds() / 3600, 2),
+                cost=round(rule.cost(km), 2),
                 currency="EUR",
             )
-            for service, (_, _, cost_fixed, cost_per_km, max_km) in _SERVICES.items()
-            if km <= max_km
+            for rule in _offered(km)
         ]
 
     async def book(self, request: BookingRequest) -> Booking:
@@ -184,16 +185,17 @@ class LocalCourier:
     def _plan(self, number: str, request: BookingRequest, *, now: datetime) -> LocalParcel:
         km = _km(request.origin, request.destination)
         _check_route(request.destination, km)
-        offered = [s for s, rule in _SERVICES.items() if km <= rule[4]]
-        service = request.service or offered[0]
-        if service not in offered:
+        offered = {rule.level: rule for rule in _offered(km)}
+        service = request.service or next(iter(offered))
+        rule = offered.get(service)
+        if rule is None:
             raise CourierRejected(
                 f"service {service!r} does not serve this route", code="service_unavailable"
             )
         scale = self.time_scale
         ready = max(now, request.ready_at or now)
         pickup = ready + _PICKUP_DELAY / scale
-        transit = timedelta(hours=_transit_hours(service, km)) / scale
+        transit = rule.duration(km) / scale
         delivered = pickup + transit
         origin, destination = request.origin.city, request.destination.city
         plan = [

@@ -21,14 +21,13 @@ class CourierNotConfigured(CourierRejected):
 
 class Couriers:
     def __init__(self, settings: Settings, sessions: SessionFactory, *, local_secret: str | None) -> None:
-        self._couriers: dict[str, Courier] = {
-            "local": LocalCourier(
-                sessions,
-                time_scale=settings.local_courier_time_scale,
-                webhook_url=f"{settings.resolved_public_base_url}/webhooks/partners/{LOCAL_PARTNER}",
-                webhook_secret=local_secret,
-            )
-        }
+        self.local = LocalCourier(
+            sessions,
+            time_scale=settings.local_courier_time_scale,
+            webhook_url=f"{settings.resolved_public_base_url}/webhooks/partners/{LOCAL_PARTNER}",
+            webhook_secret=local_secret,
+        )
+        self._couriers: dict[str, Courier] = {"local": self.local}
         if settings.karrio_url and settings.karrio_token:
             self._couriers["karrio"] = KarrioCourier(
                 settings.karrio_url,
@@ -42,12 +41,6 @@ class Couriers:
         courier = self._couriers.get(name)
         if courier is None:
             raise CourierNotConfigured(f"courier {name!r} is not configured (see SPAREFLOW_KARRIO_URL)")
-        return courier
-
-    @property
-    def local(self) -> LocalCourier:
-        courier = self._couriers["local"]
-        assert isinstance(courier, LocalCourier)
         return courier
 
     async def aclose(self) -> None:

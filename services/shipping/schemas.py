@@ -70,9 +70,12 @@ class ShipmentOut(BaseModel):
         )
 
 
+Source = Literal["routing", "printing", "shipping"]
+
+
 class TimelineEntry(BaseModel):
     at: datetime
-    source: Literal["routing", "printing", "shipping"]
+    source: Source
     kind: str
     status: str | None = Field(description="The order's status after a status change, or the parcel's")
     summary: str

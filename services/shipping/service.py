@@ -33,6 +33,7 @@ from services.orders.service import OrderService, enqueue_shipping
 from services.orders.states import OrderStatus
 from services.shipping.models import Shipment, ShipmentEvent, ShipmentStatus
 from services.shipping.repository import ShipmentRepository
+from services.shipping.schemas import ShipmentOut
 from services.shipping.tracking import NEEDS_ATTENTION, Observed, fold
 
 S = OrderStatus
@@ -252,13 +253,20 @@ class ShippingService:
         return shipment
 
     async def _locked(self, shipment_id: uuid.UUID) -> tuple[Order | None, Shipment | None]:
-        """The order, then its shipment, locked in that order (as everywhere that touches both)."""
         await self.orders.routing.serialize_writes()
         found = await self.repo.shipment(shipment_id)
         if found is None:
             return None, None
+        return await self._lock(found)
+
+    async def _lock(self, found: Shipment) -> tuple[Order, Shipment]:
+        """The order, then its shipment, locked in that order (as everywhere that touches both); the
+        caller has taken SQLite's write lock. Neither orders nor shipments are ever deleted."""
         order = await self.orders.repo.order(found.order_id, for_update=True)
-        return order, await self.repo.shipment(shipment_id, for_update=True)
+        shipment = await self.repo.shipment(found.id, for_update=True)
+        assert order is not None
+        assert shipment is not None
+        return order, shipment
 
     # --- tracking ----------------------------------------------------------------------------------------
 
@@ -270,18 +278,13 @@ class ShippingService:
         found = await self.repo.by_tracking(courier, tracking.tracking_number)
         if found is None:
             return "unknown_tracking_number"
-        order, shipment = await self._locked(found.id)
-        # Found above, and neither orders nor shipments are ever deleted.
-        assert order is not None
-        assert shipment is not None
+        order, shipment = await self._lock(found)
         known = {(e.status, e.occurred_at) for e in await self.repo.events(shipment.id)}
-        observed = [Observed(status, at) for status, at in known]
         added = 0
         for event in tracking.events:
             if (event.status, event.occurred_at) in known:
                 continue
             known.add((event.status, event.occurred_at))
-            observed.append(Observed(event.status, event.occurred_at))
             self.session.add(
                 ShipmentEvent(
                     shipment_id=shipment.id,
@@ -296,7 +299,7 @@ class ShippingService:
             added += 1
         if not added:
             return "no_new_events"
-        state = fold(observed)
+        state = fold(Observed(status, at) for status, at in known)
         shipment.tracking_status = state.status
         shipment.picked_up_at, shipment.delivered_at = state.picked_up_at, state.delivered_at
         if tracking.estimated_delivery_at is not None:
@@ -340,5 +343,6 @@ class ShippingService:
             raise NotFound("the order has no shipment yet", code="shipment_not_found")
         return shipment
 
-    async def events(self, shipment_id: uuid.UUID) -> list[ShipmentEvent]:
-        return list(await self.repo.events(shipment_id))
+    async def describe(self, shipment: Shipment) -> ShipmentOut:
+        """The shipment with its tracking events, as the API shows it."""
+        return ShipmentOut.of(shipment, list(await self.repo.events(shipment.id)))

@@ -7,7 +7,7 @@ from typing import Any
 
 from services.factories.repository import FactoryJobRepository
 from services.orders.models import OrderEvent
-from services.shipping.schemas import ShipmentOut, TimelineEntry, TimelineOut
+from services.shipping.schemas import Source, TimelineEntry, TimelineOut
 from services.shipping.service import ShippingService
 
 _PRINTING = frozenset({"printing", "printed"})
@@ -37,7 +37,7 @@ def _summary(event: OrderEvent) -> str:
             return event.kind.replace("_", " ") + (f" ({event.reason})" if event.reason else "")
 
 
-def _source(kind: str) -> Any:
+def _source(kind: str) -> Source:
     return "printing" if kind in _PRINTING else "shipping" if kind in _SHIPPING else "routing"
 
 
@@ -93,8 +93,7 @@ class Timelines:
         shipment = await self.shipping.repo.current(order_id)
         shipment_out = None
         if shipment is not None:
-            tracking = await self.shipping.events(shipment.id)
-            shipment_out = ShipmentOut.of(shipment, tracking)
+            shipment_out = await self.shipping.describe(shipment)
             entries += [
                 TimelineEntry(
                     at=t.occurred_at,
@@ -105,7 +104,7 @@ class Timelines:
                     or t.status.value,
                     data={"courier": shipment.courier, "tracking_number": shipment.tracking_number},
                 )
-                for t in tracking
+                for t in shipment_out.events
             ]
         entries.sort(key=lambda entry: entry.at)  # stable: same-instant entries keep their source order
         return TimelineOut(

@@ -32,6 +32,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from parts_catalog.sqltypes import utcnow
 from services.accounts.models import Partner
 from services.accounts.repository import AccountsRepository
+from services.config import Settings
 from services.couriers.karrio import parse_webhook
 from services.couriers.ports import Tracking, TrackingEvent, TrackingStatus
 from services.couriers.registry import KARRIO_PARTNER
@@ -39,7 +40,8 @@ from services.errors import DomainError, MalformedRequest, NotAuthenticated, Pay
 from services.metrics import WEBHOOK_REJECTIONS
 from services.queue import enqueue_after_commit
 from services.shipping.service import ShippingService
-from services.webhooks.models import InboundStatus, InboundWebhook, PartnerSecret
+from services.webhooks.models import InboundStatus, InboundWebhook
+from services.webhooks.partners import PartnerSecrets
 from services.webhooks.signing import VerificationFailed, verify
 
 PROCESS_INBOUND = "process_inbound_webhook"
@@ -132,15 +134,15 @@ class InboundWebhooks:
         self.dedup = dedup
         self.accounts = AccountsRepository(session)
 
+    @classmethod
+    def configured(cls, session: AsyncSession, settings: Settings) -> InboundWebhooks:
+        return cls(session, dedup=timedelta(hours=settings.webhook_dedup_hours))
+
     async def secrets_of(self, partner_slug: str, *, now: datetime) -> tuple[Partner | None, list[str]]:
         partner = await self.accounts.by_slug(Partner, partner_slug)
         if partner is None:
             return None, []
-        query = select(PartnerSecret.secret).where(
-            PartnerSecret.partner_id == partner.id,
-            (col(PartnerSecret.expires_at).is_(None)) | (col(PartnerSecret.expires_at) > now),
-        )
-        return partner, list((await self.session.exec(query)).all())
+        return partner, await PartnerSecrets(self.session).current(partner.id, now=now)
 
     async def receive_partner(
         self, partner_slug: str, headers: Mapping[str, str], body: bytes, *, now: datetime | None = None
@@ -190,9 +192,6 @@ class InboundWebhooks:
     async def _store(
         self, source: str, event_id: str, event_type: str, payload: dict[str, Any], *, now: datetime
     ) -> Receipt:
-        existing = await self._existing(source, event_id)
-        if existing is not None:
-            return Receipt(inbound_id=existing, duplicate=True)
         row = InboundWebhook(
             source=source,
             event_id=event_id[:200],
@@ -204,7 +203,7 @@ class InboundWebhooks:
             async with self.session.begin_nested():
                 self.session.add(row)
         except IntegrityError:
-            # The same event, stored by a concurrent request between our look and our insert.
+            # The unique (source, event id) makes a replay, however concurrent, a no-op.
             return Receipt(inbound_id=await self._existing(source, event_id), duplicate=True)
         enqueue_after_commit(self.session, PROCESS_INBOUND, str(row.id), job_id=f"{PROCESS_INBOUND}:{row.id}")
         return Receipt(inbound_id=row.id, duplicate=False)

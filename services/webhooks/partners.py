@@ -48,6 +48,18 @@ class PartnerSecrets:
         await self.session.flush()
         return added
 
+    async def current(self, partner_id: uuid.UUID, *, now: datetime) -> list[str]:
+        """The partner's secrets that verify now, oldest first."""
+        query = (
+            select(PartnerSecret.secret)
+            .where(
+                PartnerSecret.partner_id == partner_id,
+                col(PartnerSecret.expires_at).is_(None) | (col(PartnerSecret.expires_at) > now),
+            )
+            .order_by(col(PartnerSecret.created_at))
+        )
+        return list((await self.session.exec(query)).all())
+
     async def of(self, partner_id: uuid.UUID) -> Sequence[PartnerSecret]:
         query = (
             select(PartnerSecret)
@@ -69,14 +81,11 @@ async def ensure_partner_secret(sessions: SessionFactory, slug: str, name: str) 
                     partner = Partner(slug=slug, name=name)
                     session.add(partner)
                     await session.flush()
-                current = [
-                    s
-                    for s in await PartnerSecrets(session).of(partner.id)
-                    if s.expires_at is None or s.expires_at > now
-                ]
+                secrets = PartnerSecrets(session)
+                current = await secrets.current(partner.id, now=now)
                 if current:
-                    return current[-1].secret
-                return (await PartnerSecrets(session).add(partner.id, now=now)).secret
+                    return current[-1]
+                return (await secrets.add(partner.id, now=now)).secret
         except IntegrityError:
             continue  # another process created the partner first: read theirs
     raise RuntimeError(f"could not create partner {slug!r}")

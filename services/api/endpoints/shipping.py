@@ -20,8 +20,7 @@ router = APIRouter(tags=["shipping"])
 @router.get("/orders/{order_id}/shipment", responses=error_responses(404))
 async def order_shipment(order_id: uuid.UUID, principal: OrderReader, shipping: Shipping) -> ShipmentOut:
     """The order's parcel: courier, tracking number and status, pickup window, tracking events."""
-    shipment = await shipping.of_order(order_id, visible_to=principal.catalog_scope)
-    return ShipmentOut.of(shipment, await shipping.events(shipment.id))
+    return await shipping.describe(await shipping.of_order(order_id, visible_to=principal.catalog_scope))
 
 
 @router.get(
@@ -51,8 +50,7 @@ async def order_timeline(order_id: uuid.UUID, principal: OrderReader, shipping: 
 @router.post("/shipments/{shipment_id}/retry-booking", responses=error_responses(404, 409))
 async def retry_booking(shipment_id: uuid.UUID, _: Admin, shipping: Shipping) -> ShipmentOut:
     """Operators: book a shipment parked as `needs_attention` again (after fixing its site, say)."""
-    shipment = await shipping.retry_booking(shipment_id)
-    return ShipmentOut.of(shipment, await shipping.events(shipment.id))
+    return await shipping.describe(await shipping.retry_booking(shipment_id))
 
 
 @router.post(

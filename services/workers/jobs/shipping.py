@@ -25,7 +25,7 @@ from services.queue import enqueue_after_commit
 from services.shipping.repository import ShipmentRepository
 from services.shipping.service import ShippingService
 from services.webhooks.inbound import PROCESS_INBOUND, InboundWebhooks
-from services.workers.context import WorkerResources, resources
+from services.workers.context import resources
 from services.workers.jobs.orders import order_service
 
 log = logging.getLogger(__name__)
@@ -35,10 +35,6 @@ BATCH = 500
 def _backoff(attempt: int) -> float:
     # 10 s, 40 s, 90 s, ...: a courier's API outage is usually over within minutes.
     return 10.0 * attempt**2
-
-
-def _inbound(res: WorkerResources, session: Any) -> InboundWebhooks:
-    return InboundWebhooks(session, dedup=timedelta(hours=res.settings.webhook_dedup_hours))
 
 
 async def ship_order(ctx: dict[str, Any], order_id: str) -> str:
@@ -77,7 +73,8 @@ async def ship_order(ctx: dict[str, Any], order_id: str) -> str:
 async def process_inbound_webhook(ctx: dict[str, Any], inbound_id: str) -> str:
     res = resources(ctx)
     async with order_service(res) as orders:
-        return await _inbound(res, orders.session).process(uuid.UUID(inbound_id), ShippingService(orders))
+        inbound = InboundWebhooks.configured(orders.session, res.settings)
+        return await inbound.process(uuid.UUID(inbound_id), ShippingService(orders))
 
 
 async def drive_local_courier(ctx: dict[str, Any]) -> int:
@@ -94,7 +91,7 @@ async def reconcile_shipping(ctx: dict[str, Any]) -> dict[str, int]:
         orders = await ShipmentRepository(session).unbooked_orders(changed_before=cutoff, limit=BATCH)
         for order_id in orders:
             enqueue_shipping(session, order_id)
-        inbound = _inbound(res, session)
+        inbound = InboundWebhooks.configured(session, res.settings)
         pending = await inbound.unprocessed(received_before=cutoff, limit=BATCH)
         for inbound_id in pending:
             enqueue_after_commit(
