@@ -211,6 +211,7 @@ def daily_pickup() -> dict[str, str]:
 HAMBURG = (53.5511, 9.9937)
 BREMEN = (53.0793, 8.8017)
 MUNICH = (48.1351, 11.5820)
+NORDERSTEDT = (53.6990, 10.0100)
 
 
 def factory_body(slug: str, at: tuple[float, float], **overrides: Any) -> dict[str, Any]:
@@ -313,3 +314,28 @@ async def lease_log(settings: Settings, *job_ids: str) -> dict[str, list[PrintJo
 async def lease_outcomes(settings: Settings, job_id: str) -> list[tuple[int, str | None]]:
     """``(fence, outcome)`` of each lease of the job."""
     return [(lease.fence, lease.outcome) for lease in (await lease_log(settings, job_id))[job_id]]
+
+
+async def get_json(client: httpx.AsyncClient, token: str, path: str) -> dict[str, Any]:
+    response = await client.get(path, headers=bearer(token))
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+async def printed_order(
+    client: httpx.AsyncClient, settings: Settings, shop: dict[str, Any], at: tuple[float, float] = NORDERSTEDT
+) -> dict[str, Any]:
+    """An order to ``at``, prepared by the worker and printed at the shop's Hamburg site through the factory
+    API (claim, complete); returns the order as placed."""
+    placed = await place_order(client, shop["tech"], order_body("BR-1", at))
+    assert placed.status_code == 201, placed.text
+    await run_worker_until_idle(settings)
+    key = await make_key(client, shop["admin"], "factory", site_id=shop["hamburg"]["id"])
+    claimed = await client.post("/factory/jobs/claim", json={}, headers=bearer(key))
+    assert claimed.status_code == 200, claimed.text
+    job, token = claimed.json()["job"], claimed.json()["lease"]["token"]
+    assert job["order_id"] == placed.json()["id"]
+    body = {"token": token, "part_weight_g": 12.5}
+    done = await client.post(f"/factory/jobs/{job['id']}/complete", json=body, headers=bearer(key))
+    assert done.status_code == 200, done.text
+    return dict(placed.json())

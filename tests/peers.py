@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -53,32 +54,46 @@ def _stop(pid: int) -> None:
     os.kill(pid, signal.SIGKILL)
 
 
+def _require(script: Path, peer: str) -> None:
+    """Skip the calling test when ``script`` (from ``../shared``) or the curl it uses is missing."""
+    if not script.exists():
+        pytest.skip(f"{SHARED} is absent: no script to run a real {peer}")
+    if shutil.which("curl") is None:
+        pytest.skip(f"{script.name} needs curl")
+
+
+@contextmanager
+def _running(script: Path, args: Sequence[str], env: Mapping[str, str]) -> Iterator[None]:
+    """Run an ``*-up.sh`` script, which starts its server detached and prints its PID last; stop the
+    server after the block."""
+    result = subprocess.run(
+        ["bash", str(script), *args],
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=900,  # the first run installs the peer (and, for Karrio, migrates its database)
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    pid = int(result.stdout.split()[-1])
+    try:
+        yield
+    finally:
+        _stop(pid)
+
+
 @contextmanager
 def octoprint_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A running OctoPrint (API key ``OCTOPRINT_KEY``) for the block; yields its base URL.
 
     Skips the calling test when ``../shared`` or curl is missing.
     """
-    if not OCTOPRINT_UP.exists():
-        pytest.skip(f"{SHARED} is absent: no script to run a real OctoPrint")
-    if shutil.which("curl") is None:
-        pytest.skip("octoprint-up.sh needs curl")
+    _require(OCTOPRINT_UP, "OctoPrint")
     port = free_port()
     base = tmp_path_factory.mktemp("octoprint") / "base"
-    result = subprocess.run(
-        ["bash", str(OCTOPRINT_UP), str(base), str(port), OCTOPRINT_KEY],
-        env={**os.environ, "OCTOPRINT_VENV": str(OCTOPRINT_VENV)},
-        capture_output=True,
-        text=True,
-        timeout=900,  # the first run installs OctoPrint
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    pid = int(result.stdout.split()[-1])
-    try:
+    env = {**os.environ, "OCTOPRINT_VENV": str(OCTOPRINT_VENV)}
+    with _running(OCTOPRINT_UP, [str(base), str(port), OCTOPRINT_KEY], env):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        _stop(pid)
 
 
 def _karrio_env(workdir: Path) -> dict[str, str]:
@@ -133,19 +148,24 @@ class KarrioPeer:
         assert found is not None, output
         return found.group(1)
 
-    def inject_events(
-        self,
-        tracker_id: str,
-        events: Sequence[Mapping[str, str]],
-        *,
-        status: str,
-        delivered: bool = False,
-    ) -> None:
-        """Add carrier events (``date``, ``time``, ``code``, ``description``, ``location``, ``status``) to a
-        tracker and set its status, as a carrier's tracking feed would; Karrio sends its webhooks."""
+    def scan(self, tracker_id: str, status: str, at: datetime, *, location: str) -> None:
+        """Add one carrier event to a tracker and give the tracker its status, as a carrier's tracking feed
+        would; Karrio sends its webhooks.
+
+        The event has ``status`` as its Karrio status and, upper-cased, as its code. ``at`` is a UTC time,
+        kept to the second: Karrio orders events by date and time to the second and reads them as UTC.
+        """
+        event = {
+            "date": at.strftime("%Y-%m-%d"),
+            "time": at.strftime("%H:%M:%S"),
+            "code": status.upper(),
+            "description": f"parcel {status.replace('_', ' ')}",
+            "location": location,
+            "status": status,
+        }
         response = httpx.post(
             f"{self.base_url}/v1/trackers/{tracker_id}/inject-events",
-            json={"events": list(events), "status": status, "delivered": delivered},
+            json={"events": [event], "status": status, "delivered": status == "delivered"},
             headers={"Authorization": f"Token {self.token}"},
             timeout=60,
         )
@@ -178,25 +198,10 @@ def karrio_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KarrioPe
     beside it (~70 s); later runs copy the template and are up in ~2 s. Skips the calling test when
     ``../shared`` or curl is missing.
     """
-    if not KARRIO_UP.exists():
-        pytest.skip(f"{SHARED} is absent: no script to run a real Karrio")
-    if shutil.which("curl") is None:
-        pytest.skip("karrio-up.sh needs curl")
+    _require(KARRIO_UP, "Karrio")
     port = free_port()
     workdir = tmp_path_factory.mktemp("karrio") / "work"
-    result = subprocess.run(
-        ["bash", str(KARRIO_UP), str(workdir), str(port)],
-        env=_karrio_env(workdir),
-        capture_output=True,
-        text=True,
-        timeout=900,  # the first run installs and migrates
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    pid = int(result.stdout.split()[-1])
-    base_url = f"http://127.0.0.1:{port}"
-    try:
+    with _running(KARRIO_UP, [str(workdir), str(port)], _karrio_env(workdir)):
+        base_url = f"http://127.0.0.1:{port}"
         _wait_for_karrio(base_url, workdir)
         yield KarrioPeer(base_url=base_url, token=KARRIO_TOKEN, workdir=workdir)
-    finally:
-        _stop(pid)

@@ -12,17 +12,17 @@ What Karrio offers, and how each operation uses it:
   (``IDEMPOTENCY_KEY_FIELD``) and our reference in ``reference``. Shipments of an attempt are found with
   ``GET /v1/shipments?reference=R&metadata_key=K&metadata_value=V``: ``reference`` narrows in the database
   first (a substring match), ``metadata_value`` is then matched by Karrio in Python over what is left, and we
-  re-check both exactly. Only when there are none is a draft created (``POST /v1/shipments`` without
-  ``service``: rated, not bought) and the lookup repeated. One shipment is then elected among those with
-  the key (``_elect``) and, if a draft, bought with ``POST /v1/shipments/{id}/purchase`` at the rate of
-  ``request.service``, else the fastest (then cheapest) rate; Karrio refuses a second purchase with 409
-  ("cannot be purchased again"). A retry after a lost answer or a killed worker finds the purchased shipment
-  and returns it; a draft left by a worker killed before the purchase is bought; two concurrent attempts
-  elect the same oldest draft, so at most one purchase reaches the carrier unless both pass Karrio's state
-  check in the same instant (Karrio does not lock the row). Losing drafts stay behind, unbought. A key
-  whose shipment was cancelled is refused (``booking_cancelled``): a new booking needs a new key. The
-  generic carrier gives no pickup window: Karrio is told ``shipping_date`` = ``ready_at``, and the booking
-  is collectable from then on, without an end.
+  re-check the key exactly (it alone names the booking). Only when there are none is a draft created
+  (``POST /v1/shipments`` with ``draft_body``: no ``service``, so rated, not bought) and the lookup repeated.
+  One shipment is then elected among those with the key (``_elect``) and, if a draft, bought with
+  ``POST /v1/shipments/{id}/purchase`` at the rate of ``request.service``, else the fastest (then cheapest)
+  rate; Karrio refuses a second purchase with 409 ("cannot be purchased again"). A retry after a lost answer
+  or a killed worker finds the purchased shipment and returns it; a draft left by a worker killed before the
+  purchase is bought; two concurrent attempts elect the same oldest draft, so at most one purchase reaches
+  the carrier unless both pass Karrio's state check in the same instant (Karrio does not lock the row).
+  Losing drafts stay behind, unbought. A key whose shipment was cancelled is refused (``booking_cancelled``):
+  a new booking needs a new key. The generic carrier gives no pickup window: Karrio is told
+  ``shipping_date`` = ``ready_at``, and the booking is collectable from then on, without an end.
 - label: the purchase answer carries it (``shipping_documents[].base64``); a shipment found later does not
   (lists leave ``base64`` empty), so it is fetched with ``POST /v1/shipments/{id}/documents/label``.
   ``GET /v1/shipments/{id}/label.pdf`` serves the same bytes but is left out of Karrio's API schema.
@@ -158,7 +158,6 @@ class KarrioRate(BaseModel):
 
 class KarrioDocument(BaseModel):
     category: str
-    format: str | None = None
     base64: str | None = None
 
 
@@ -168,7 +167,6 @@ class KarrioShipment(BaseModel):
     tracking_number: str | None = None
     tracker_id: str | None = None
     service: str | None = None
-    reference: str | None = None
     created_at: str = ""
     metadata: dict[str, Any] = {}
     rates: list[KarrioRate] = []
@@ -272,6 +270,25 @@ def parcel_data(parcel: Parcel) -> dict[str, Any]:
         "height": parcel.height_mm / 10,
         "dimension_unit": "CM",
     }
+
+
+def draft_body(request: BookingRequest) -> dict[str, Any]:
+    """Karrio's ShipmentData for a booking's draft: no ``service``, so Karrio rates it and buys nothing. It
+    carries our reference and, in its metadata, the key that finds it again; the caller adds ``carrier_ids``.
+    """
+    body: dict[str, Any] = {
+        "shipper": address(request.origin),
+        "recipient": address(request.destination),
+        "parcels": [parcel_data(request.parcel)],
+        "reference": request.reference,
+        "metadata": {IDEMPOTENCY_KEY_FIELD: request.idempotency_key},
+        "label_type": "PDF",
+    }
+    if request.ready_at is not None:
+        # Karrio's shipping date is a naive local "YYYY-MM-DDTHH:MM"; without it Karrio picks the next
+        # business day at 10:00.
+        body["options"] = {"shipping_date": request.ready_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")}
+    return body
 
 
 # --- Pure mapping: Karrio -> ours -------------------------------------------------------------------------
@@ -627,16 +644,15 @@ class KarrioCourier:
         deliver everything twice. Karrio disables a subscription after more than 5 failed deliveries in a row.
         """
         wanted = list(events) if events is not None else list(WEBHOOK_EVENTS)
-        for hook in await self._all(KarrioPage[KarrioWebhook], "/v1/webhooks"):
-            if hook.url == url:
-                if hook.disabled or sorted(hook.enabled_events) != sorted(wanted):
-                    body = {"enabled_events": wanted, "disabled": False, "description": description}
-                    answer = await self._call("PATCH", f"/v1/webhooks/{hook.id}", json=body)
-                    hook = self._read(KarrioWebhook, answer)
-                return hook.id, hook.secret
-        body = {"url": url, "enabled_events": wanted, "description": description}
-        created = self._read(KarrioWebhook, await self._call("POST", "/v1/webhooks", json=body))
-        return created.id, created.secret
+        hooks = await self._all(KarrioPage[KarrioWebhook], "/v1/webhooks")
+        hook = next((hook for hook in hooks if hook.url == url), None)
+        if hook is None:
+            body: dict[str, object] = {"url": url, "enabled_events": wanted, "description": description}
+            hook = self._read(KarrioWebhook, await self._call("POST", "/v1/webhooks", json=body))
+        elif hook.disabled or sorted(hook.enabled_events) != sorted(wanted):
+            body = {"enabled_events": wanted, "disabled": False, "description": description}
+            hook = self._read(KarrioWebhook, await self._call("PATCH", f"/v1/webhooks/{hook.id}", json=body))
+        return hook.id, hook.secret
 
     async def ensure_generic_connection(self) -> str:
         """The id of an active ``generic`` connection, created when there is none.
@@ -645,10 +661,9 @@ class KarrioCourier:
         carrier needs no secret; Karrio requires ``display_name`` and ``custom_carrier_name`` (which its
         rates then show as their ``carrier_name``).
         """
-        query = {"carrier_name": GENERIC_CARRIER, "active": "true"}
-        for connection in await self._all(KarrioPage[KarrioConnection], "/v1/connections", query):
-            if connection.active:
-                return connection.id
+        active = await self._active_connections(GENERIC_CARRIER)
+        if active:
+            return active[0].id
         body = {
             "carrier_name": GENERIC_CARRIER,
             "carrier_id": "spareflow-generic",
@@ -673,19 +688,7 @@ class KarrioCourier:
         return [s for s in found if s.metadata.get(IDEMPOTENCY_KEY_FIELD) == request.idempotency_key]
 
     async def _create_draft(self, request: BookingRequest) -> None:
-        body: dict[str, Any] = {
-            "shipper": address(request.origin),
-            "recipient": address(request.destination),
-            "parcels": [parcel_data(request.parcel)],
-            "reference": request.reference,
-            "metadata": {IDEMPOTENCY_KEY_FIELD: request.idempotency_key},
-            "label_type": "PDF",
-            "carrier_ids": await self._carrier_ids(),
-        }
-        if request.ready_at is not None:
-            # Karrio's shipping date is a naive local "YYYY-MM-DDTHH:MM"; without it Karrio picks the next
-            # business day at 10:00.
-            body["options"] = {"shipping_date": request.ready_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")}
+        body = {**draft_body(request), "carrier_ids": await self._carrier_ids()}
         await self._call("POST", "/v1/shipments", json=body)
 
     async def _purchase(self, draft: KarrioShipment, service: str | None) -> KarrioShipment:
@@ -712,15 +715,18 @@ class KarrioCourier:
     # --- lookups ---
 
     async def _carrier_ids(self) -> list[str]:
-        query = {"carrier_name": self.carrier_name, "active": "true"}
-        connections = await self._all(KarrioPage[KarrioConnection], "/v1/connections", query)
-        ids = sorted({c.carrier_id for c in connections if c.active})
+        ids = sorted({c.carrier_id for c in await self._active_connections(self.carrier_name)})
         if not ids:
             raise CourierRejected(
                 f"Karrio has no active connection for carrier {self.carrier_name!r}",
                 code="courier_not_configured",
             )
         return ids
+
+    async def _active_connections(self, carrier_name: str) -> list[KarrioConnection]:
+        query = {"carrier_name": carrier_name, "active": "true"}
+        connections = await self._all(KarrioPage[KarrioConnection], "/v1/connections", query)
+        return [c for c in connections if c.active]
 
     async def _shipment(self, tracking_number: str) -> KarrioShipment:
         if not tracking_number.strip():

@@ -25,14 +25,7 @@ from typing import Any, Protocol
 import httpx
 import pytest
 
-from services.couriers.karrio import (
-    IDEMPOTENCY_KEY_FIELD,
-    KarrioCourier,
-    address,
-    parcel_data,
-    parse_webhook,
-    tracking_status,
-)
+from services.couriers.karrio import KarrioCourier, draft_body, parse_webhook, tracking_status
 from services.couriers.local import LocalCourier, LocalParcel
 from services.couriers.ports import (
     Booking,
@@ -114,19 +107,8 @@ class KarrioHarness:
         if self.moved_at:
             at = max(at, self.moved_at[-1] + timedelta(seconds=1))
         self.moved_at.append(at)
-        event = {
-            "date": at.strftime("%Y-%m-%d"),
-            "time": at.strftime("%H:%M:%S"),
-            "code": status.value.upper(),
-            "description": f"parcel {status.value.replace('_', ' ')}",
-            "location": "Spareflow test depot",
-            # Every one of our statuses is also one of Karrio's tracker statuses, by the same name.
-            "status": status.value,
-        }
-        delivered = status is TrackingStatus.DELIVERED
-        await asyncio.to_thread(
-            self.peer.inject_events, tracker, [event], status=status.value, delivered=delivered
-        )
+        # Every one of our statuses is also one of Karrio's tracker statuses, by the same name.
+        await asyncio.to_thread(self.peer.scan, tracker, status.value, at, location="Spareflow test depot")
 
 
 @asynccontextmanager
@@ -411,15 +393,7 @@ async def test_karrio_buys_the_draft_an_interrupted_booking_left(
     request = booking_request(karrio)
     drafts = []
     for _ in range(2):
-        body = {
-            "shipper": address(request.origin),
-            "recipient": address(request.destination),
-            "parcels": [parcel_data(request.parcel)],
-            "reference": request.reference,
-            "metadata": {IDEMPOTENCY_KEY_FIELD: request.idempotency_key},
-            "label_type": "PDF",
-        }
-        created = await karrio_api.post("/v1/shipments", json=body)
+        created = await karrio_api.post("/v1/shipments", json=draft_body(request))
         assert created.status_code == 201, created.text
         assert created.json()["status"] == "draft"
         drafts.append(created.json()["id"])

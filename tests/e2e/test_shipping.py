@@ -39,16 +39,14 @@ from services.webhooks.signing import sign
 from tests.builders import (
     HAMBURG,
     bearer,
+    get_json,
     make_account,
     make_admin_token,
     make_key,
     make_shop,
-    order_body,
-    place_order,
+    printed_order,
 )
 from tests.workers import run_worker_until_idle
-
-NORDERSTEDT = (53.6990, 10.0100)
 
 
 @pytest.fixture
@@ -61,31 +59,6 @@ async def served(settings: Settings) -> AsyncIterator[Settings]:
     """The API on a loopback port; the returned settings tell the worker's courier where to post."""
     async with serve_in_background(settings, settings.redis_url) as base_url:
         yield settings.model_copy(update={"public_base_url": base_url})
-
-
-async def print_order(client: httpx.AsyncClient, settings: Settings, shop: dict[str, Any]) -> dict[str, Any]:
-    """An order to Norderstedt, printed at Hamburg through the factory API; returns the order."""
-    placed = await place_order(client, shop["tech"], order_body("BR-1", NORDERSTEDT))
-    assert placed.status_code == 201, placed.text
-    await run_worker_until_idle(settings)
-    key = await make_key(client, shop["admin"], "factory", site_id=shop["hamburg"]["id"])
-    claimed = await client.post("/factory/jobs/claim", json={}, headers=bearer(key))
-    assert claimed.status_code == 200, claimed.text
-    job, token = claimed.json()["job"], claimed.json()["lease"]["token"]
-    assert job["order_id"] == placed.json()["id"]
-    done = await client.post(
-        f"/factory/jobs/{job['id']}/complete",
-        json={"token": token, "part_weight_g": 12.5},
-        headers=bearer(key),
-    )
-    assert done.status_code == 200, done.text
-    return dict(placed.json())
-
-
-async def get(client: httpx.AsyncClient, token: str, path: str) -> dict[str, Any]:
-    response = await client.get(path, headers=bearer(token))
-    assert response.status_code == 200, response.text
-    return dict(response.json())
 
 
 async def enqueue(settings: Settings, function: str) -> None:
@@ -117,7 +90,7 @@ async def drive_until(
         await asyncio.sleep(0.05)  # the parcel's day, compressed a million times
         await enqueue(settings, "drive_local_courier")
         await run_worker_until_idle(settings)
-        order = await get(client, shop["tech"], f"/orders/{order_id}")
+        order = await get_json(client, shop["tech"], f"/orders/{order_id}")
         if order["status"] == status:
             return order
     raise AssertionError(f"order still {order['status']}, not {status}")
@@ -127,10 +100,10 @@ async def test_a_printed_order_is_booked_shipped_and_delivered_over_signed_webho
     client: httpx.AsyncClient, served: Settings
 ) -> None:
     shop = await make_shop(client, served, {"hamburg": HAMBURG})
-    order = await print_order(client, served, shop)
+    order = await printed_order(client, served, shop)
     await run_worker_until_idle(served)  # the booking job, enqueued when the part was printed
 
-    shipment = await get(client, shop["tech"], f"/orders/{order['id']}/shipment")
+    shipment = await get_json(client, shop["tech"], f"/orders/{order['id']}/shipment")
     assert shipment["status"] == "booked"
     assert shipment["courier"] == "local"
     assert shipment["tracking_status"] == "pending"
@@ -142,10 +115,10 @@ async def test_a_printed_order_is_booked_shipped_and_delivered_over_signed_webho
     assert label.headers["content-type"] == "application/pdf"
     assert label.content.startswith(b"%PDF-")
     assert shipment["tracking_number"].encode() in label.content
-    assert (await get(client, shop["tech"], f"/orders/{order['id']}"))["status"] == "printed"
+    assert (await get_json(client, shop["tech"], f"/orders/{order['id']}"))["status"] == "printed"
 
     delivered = await drive_until(client, served, shop, order["id"], "delivered")
-    shipment = await get(client, shop["tech"], f"/orders/{order['id']}/shipment")
+    shipment = await get_json(client, shop["tech"], f"/orders/{order['id']}/shipment")
     assert shipment["tracking_status"] == "delivered"
     assert [e["status"] for e in shipment["events"]] == [
         "picked_up",
@@ -158,7 +131,7 @@ async def test_a_printed_order_is_booked_shipped_and_delivered_over_signed_webho
     # Every event came in over HTTP as a signed webhook and was processed once.
     assert await count(served, InboundWebhook) == 4
 
-    timeline = await get(client, shop["tech"], f"/orders/{order['id']}/timeline")
+    timeline = await get_json(client, shop["tech"], f"/orders/{order['id']}/timeline")
     assert timeline["status"] == "delivered"
     assert timeline["shipment"]["tracking_number"] == shipment["tracking_number"]
     kinds = [e["kind"] for e in timeline["entries"]]
@@ -319,11 +292,11 @@ async def test_replays_count_once_and_shuffled_events_end_in_the_same_state(
     client: httpx.AsyncClient, served: Settings
 ) -> None:
     shop = await make_shop(client, served, {"hamburg": HAMBURG})
-    first, second = [await print_order(client, served, shop) for _ in range(2)]
+    first, second = [await printed_order(client, served, shop) for _ in range(2)]
     await run_worker_until_idle(served)
     secret = await partner_secret(client, shop["admin"], "local")  # a second secret: rotation, both verify
     numbers = [
-        (await get(client, shop["tech"], f"/orders/{o['id']}/shipment"))["tracking_number"]
+        (await get_json(client, shop["tech"], f"/orders/{o['id']}/shipment"))["tracking_number"]
         for o in (first, second)
     ]
     start = utcnow() - timedelta(hours=3)
@@ -340,8 +313,8 @@ async def test_replays_count_once_and_shuffled_events_end_in_the_same_state(
         answers.append((await post_signed(client, "local", secret, body, msg_id=msg_id)).json()["duplicate"])
     assert answers == [False] * 4 + [True]
     await run_worker_until_idle(served)
-    order = await get(client, shop["tech"], f"/orders/{first['id']}")
-    shipment = await get(client, shop["tech"], f"/orders/{first['id']}/shipment")
+    order = await get_json(client, shop["tech"], f"/orders/{first['id']}")
+    shipment = await get_json(client, shop["tech"], f"/orders/{first['id']}/shipment")
     assert order["status"] == "delivered"
     assert shipment["tracking_status"] == "delivered"
     assert [e["status"] for e in shipment["events"]] == steps
@@ -361,7 +334,7 @@ async def test_replays_count_once_and_shuffled_events_end_in_the_same_state(
         )
         assert response.status_code == 202
     await run_worker_until_idle(served)
-    flagged = await get(client, shop["tech"], f"/orders/{second['id']}")
+    flagged = await get_json(client, shop["tech"], f"/orders/{second['id']}")
     assert flagged["status"] == "shipped"
     assert flagged["needs_attention"] == "delivery_failed"
     events_of = await_list(await client.get(f"/orders/{second['id']}/events", headers=bearer(shop["tech"])))
@@ -370,7 +343,7 @@ async def test_replays_count_once_and_shuffled_events_end_in_the_same_state(
         client, "local", secret, tracking_body(numbers[1], "delivered", start + timedelta(hours=2))
     )
     await run_worker_until_idle(served)
-    cleared = await get(client, shop["tech"], f"/orders/{second['id']}")
+    cleared = await get_json(client, shop["tech"], f"/orders/{second['id']}")
     assert cleared["status"] == "delivered"
     assert cleared["needs_attention"] is None
 
@@ -387,13 +360,13 @@ async def test_a_refused_booking_is_parked_for_an_operator_and_retried(
         f"/sites/{site['id']}", json={**body, "courier": "karrio"}, headers=bearer(shop["admin"])
     )
     assert changed.status_code == 200, changed.text
-    order = await print_order(client, settings, shop)
+    order = await printed_order(client, settings, shop)
     await run_worker_until_idle(settings)
 
-    parked = await get(client, shop["tech"], f"/orders/{order['id']}")
+    parked = await get_json(client, shop["tech"], f"/orders/{order['id']}")
     assert parked["status"] == "printed"
     assert parked["needs_attention"] == "booking_origin_address_missing"
-    shipment = await get(client, shop["admin"], f"/orders/{order['id']}/shipment")
+    shipment = await get_json(client, shop["admin"], f"/orders/{order['id']}/shipment")
     assert shipment["status"] == "needs_attention"
     assert "no address" in shipment["last_error"]
 
@@ -410,17 +383,17 @@ async def test_a_refused_booking_is_parked_for_an_operator_and_retried(
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "shipment_not_parked"
     await run_worker_until_idle(settings)
-    booked = await get(client, shop["admin"], f"/orders/{order['id']}/shipment")
+    booked = await get_json(client, shop["admin"], f"/orders/{order['id']}/shipment")
     assert booked["status"] == "booked"
     assert booked["courier"] == "local"
-    assert (await get(client, shop["tech"], f"/orders/{order['id']}"))["needs_attention"] is None
+    assert (await get_json(client, shop["tech"], f"/orders/{order['id']}"))["needs_attention"] is None
 
 
 async def test_a_booking_retried_after_a_crash_books_once(
     client: httpx.AsyncClient, settings: Settings
 ) -> None:
     shop = await make_shop(client, settings, {"hamburg": HAMBURG})
-    order = await print_order(client, settings, shop)
+    order = await printed_order(client, settings, shop)
     # A worker that took the booking, had the courier confirm it, and died before writing it down.
     engine = create_engine(settings.resolved_database_url)
     sessions = session_factory(engine)
@@ -441,7 +414,7 @@ async def test_a_booking_retried_after_a_crash_books_once(
         await engine.dispose()
 
     await run_worker_until_idle(settings)  # the job, woken when the part was printed, books again
-    shipment = await get(client, shop["tech"], f"/orders/{order['id']}/shipment")
+    shipment = await get_json(client, shop["tech"], f"/orders/{order['id']}/shipment")
     assert shipment["status"] == "booked"
     assert shipment["tracking_number"] == first.tracking_number
     assert shipment["attempts"] == 2

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
 import pytest
@@ -23,13 +22,12 @@ from services.config import Settings
 from services.couriers.karrio import KarrioCourier
 from services.db import create_engine, session_factory, transaction
 from services.webhooks.models import InboundStatus, InboundWebhook
-from tests.builders import HAMBURG, bearer, make_account, make_key, make_shop, order_body, place_order
+from tests.builders import HAMBURG, bearer, get_json, make_account, make_shop, printed_order
 from tests.peers import KarrioPeer
 from tests.workers import run_worker_until_idle
 
 pytestmark = pytest.mark.parametrize("migrated_url", ["postgresql"], indirect=True)
 
-NORDERSTEDT = (53.6990, 10.0100)
 SITE_ADDRESS = {"lines": ["Am Sandtorkai 1"], "city": "Hamburg", "postal_code": "20457", "country": "DE"}
 
 
@@ -41,23 +39,6 @@ async def karrio_inbound(settings: Settings) -> list[InboundWebhook]:
             return list((await session.exec(query.order_by(col(InboundWebhook.received_at)))).all())
     finally:
         await engine.dispose()
-
-
-def carrier_event(status: str, at: datetime) -> dict[str, str]:
-    return {
-        "date": at.strftime("%Y-%m-%d"),
-        "time": at.strftime("%H:%M:%S"),
-        "code": status.upper(),
-        "description": f"parcel {status.replace('_', ' ')}",
-        "location": "Norderstedt depot",
-        "status": status,
-    }
-
-
-async def get(client: httpx.AsyncClient, token: str, path: str) -> dict[str, Any]:
-    response = await client.get(path, headers=bearer(token))
-    assert response.status_code == 200, response.text
-    return dict(response.json())
 
 
 async def test_an_order_ships_through_karrio_and_its_webhooks_deliver_it(
@@ -83,21 +64,10 @@ async def test_an_order_ships_through_karrio_and_its_webhooks_deliver_it(
         )
         assert registered.status_code == 201, registered.text
 
-        placed = await place_order(client, shop["tech"], order_body("BR-1", NORDERSTEDT))
-        assert placed.status_code == 201, placed.text
-        order_id = placed.json()["id"]
-        await run_worker_until_idle(worker)
-        key = await make_key(client, shop["admin"], "factory", site_id=shop["hamburg"]["id"])
-        claimed = (await client.post("/factory/jobs/claim", json={}, headers=bearer(key))).json()
-        done = await client.post(
-            f"/factory/jobs/{claimed['job']['id']}/complete",
-            json={"token": claimed["lease"]["token"], "part_weight_g": 12.5},
-            headers=bearer(key),
-        )
-        assert done.status_code == 200, done.text
+        order_id = (await printed_order(client, worker, shop))["id"]
         await run_worker_until_idle(worker)  # books with Karrio
 
-        shipment = await get(client, shop["tech"], f"/orders/{order_id}/shipment")
+        shipment = await get_json(client, shop["tech"], f"/orders/{order_id}/shipment")
         assert shipment["status"] == "booked", shipment
         assert shipment["courier"] == "karrio"
         assert shipment["courier_shipment_id"].startswith("shp_")
@@ -110,25 +80,23 @@ async def test_an_order_ships_through_karrio_and_its_webhooks_deliver_it(
         # After the tracker's own label-created event, which Karrio stamps with the time it was made.
         start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
         for minutes, status in ((0, "in_transit"), (1, "out_for_delivery"), (2, "delivered")):
-            event = carrier_event(status, start + timedelta(minutes=minutes))
-            await asyncio.to_thread(
-                karrio_peer.inject_events, tracker, [event], status=status, delivered=status == "delivered"
-            )
+            at = start + timedelta(minutes=minutes)
+            await asyncio.to_thread(karrio_peer.scan, tracker, status, at, location="Norderstedt depot")
         received = await karrio_inbound(settings)
         assert any(row.event_type == "tracker_updated" for row in received), [r.event_type for r in received]
         await run_worker_until_idle(worker)
 
-        order = await get(client, shop["tech"], f"/orders/{order_id}")
+        order = await get_json(client, shop["tech"], f"/orders/{order_id}")
         assert order["status"] == "delivered", order
         assert order["needs_attention"] is None
-        shipment = await get(client, shop["tech"], f"/orders/{order_id}/shipment")
+        shipment = await get_json(client, shop["tech"], f"/orders/{order_id}/shipment")
         assert shipment["tracking_status"] == "delivered"
         statuses = [e["status"] for e in shipment["events"]]
         assert statuses[-1] == "delivered"
         assert "out_for_delivery" in statuses
         processed = await karrio_inbound(settings)
         assert all(row.status is not InboundStatus.RECEIVED for row in processed)
-        timeline = await get(client, shop["tech"], f"/orders/{order_id}/timeline")
+        timeline = await get_json(client, shop["tech"], f"/orders/{order_id}/timeline")
         assert [e["kind"] for e in timeline["entries"]][-1] in {"delivered", "tracking_delivered"}
 
         # Karrio's secret is the only credential its webhooks carry: anything else is refused.
