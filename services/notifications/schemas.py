@@ -47,19 +47,7 @@ class EndpointOut(BaseModel):
 
     @classmethod
     def of(cls, endpoint: WebhookEndpoint) -> EndpointOut:
-        return cls(
-            id=endpoint.id,
-            organization_id=endpoint.organization_id,
-            url=endpoint.url,
-            description=endpoint.description,
-            event_types=endpoint.event_types,
-            enabled=endpoint.enabled,
-            disabled_at=endpoint.disabled_at,
-            disabled_reason=endpoint.disabled_reason,
-            consecutive_failures=endpoint.consecutive_failures,
-            previous_secret_expires_at=endpoint.previous_secret_expires_at,
-            created_at=endpoint.created_at,
-        )
+        return cls.model_validate(endpoint, from_attributes=True)
 
 
 class EndpointWithSecretOut(EndpointOut):
@@ -69,7 +57,7 @@ class EndpointWithSecretOut(EndpointOut):
 
     @classmethod
     def revealing(cls, endpoint: WebhookEndpoint) -> EndpointWithSecretOut:
-        return cls(**EndpointOut.of(endpoint).model_dump(), secret=endpoint.secret)
+        return cls.model_validate(endpoint, from_attributes=True)
 
 
 class AttemptOut(BaseModel):
@@ -99,23 +87,7 @@ class DeliveryOut(BaseModel):
 
     @classmethod
     def of(cls, delivery: WebhookDelivery) -> DeliveryOut:
-        return cls(
-            id=delivery.id,
-            endpoint_id=delivery.endpoint_id,
-            order_id=delivery.order_id,
-            event_type=delivery.event_type,
-            msg_id=delivery.msg_id,
-            status=delivery.status,
-            attempts=delivery.attempts,
-            next_attempt_at=delivery.next_attempt_at,
-            last_attempt_at=delivery.last_attempt_at,
-            last_status_code=delivery.last_status_code,
-            last_error=delivery.last_error,
-            attempt_log=[AttemptOut.model_validate(a) for a in delivery.attempt_log],
-            payload=delivery.payload,
-            created_at=delivery.created_at,
-            delivered_at=delivery.delivered_at,
-        )
+        return cls.model_validate(delivery, from_attributes=True)
 
 
 class DeliveryPageOut(BaseModel):

@@ -221,30 +221,33 @@ class WebhookService:
         rows = await self.repo.unpublished_events(limit=limit)
         if not rows:
             return PublishOutcome(events=0, deliveries=0)
-        organizations = {order.organization_id for event, order in rows if event_type_of(event.kind)}
+        # The events customers receive, with their types (other kinds are only stamped published).
+        published = [
+            (event, order, found) for event, order in rows if (found := event_type_of(event.kind)) is not None
+        ]
         endpoints: dict[uuid.UUID, list[WebhookEndpoint]] = defaultdict(list)
-        for endpoint in await self.repo.enabled_endpoints_of(organizations):
+        for endpoint in await self.repo.enabled_endpoints_of(
+            {order.organization_id for _, order, _ in published}
+        ):
             endpoints[endpoint.organization_id].append(endpoint)
         created: list[WebhookDelivery] = []
-        for event, order in rows:
-            event_type = event_type_of(event.kind)
-            if event_type is None:
-                continue
+        for event, order, event_type in published:
             assert event.id is not None  # a stored row
             payload = payload_of(event, order, event_type)
-            for endpoint in endpoints[order.organization_id]:
-                if endpoint.subscribes_to(event_type):
-                    delivery = WebhookDelivery(
-                        endpoint_id=endpoint.id,
-                        order_event_id=event.id,
-                        order_id=order.id,
-                        event_type=event_type.value,
-                        msg_id=msg_id_of(event.id),
-                        payload=payload,
-                        next_attempt_at=now,
-                    )
-                    self.session.add(delivery)
-                    created.append(delivery)
+            created += [
+                WebhookDelivery(
+                    endpoint_id=endpoint.id,
+                    order_event_id=event.id,
+                    order_id=order.id,
+                    event_type=event_type.value,
+                    msg_id=msg_id_of(event.id),
+                    payload=payload,
+                    next_attempt_at=now,
+                )
+                for endpoint in endpoints[order.organization_id]
+                if endpoint.subscribes_to(event_type)
+            ]
+        self.session.add_all(created)
         await self.repo.mark_published([event.id for event, _ in rows if event.id is not None], at=now)
         await self.session.flush()
         for delivery in created:
@@ -331,11 +334,8 @@ class WebhookService:
         ]
         if result.ok:
             # Delivered is delivered, even if the endpoint was disabled while this attempt was in flight.
-            delivery.status, delivery.delivered_at, delivery.next_attempt_at = (
-                DeliveryStatus.DELIVERED,
-                now,
-                None,
-            )
+            delivery.status = DeliveryStatus.DELIVERED
+            delivery.delivered_at, delivery.next_attempt_at = now, None
             if endpoint.enabled:
                 endpoint.consecutive_failures = 0
             await self.session.flush()

@@ -86,17 +86,16 @@ def parse_url(url: str) -> httpx.URL:
     if not parsed.host:
         raise refuse("no_host", "a webhook URL needs a host")
     host = parsed.raw_host.decode("ascii")
-    if not _is_ip(host) and not _HOST_NAME.fullmatch(host):
+    if _ip_literal(host) is None and not _HOST_NAME.fullmatch(host):
         raise refuse("malformed", f"{host!r} is not a host name")
     return parsed
 
 
-def _is_ip(host: str) -> bool:
+def _ip_literal(host: str) -> IPAddress | None:
     try:
-        ipaddress.ip_address(host)
+        return ipaddress.ip_address(host)
     except ValueError:
-        return False
-    return True
+        return None
 
 
 def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
@@ -163,10 +162,7 @@ async def check_target(
     parsed = parse_url(url)
     host = parsed.raw_host.decode("ascii")
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    try:
-        literal: IPAddress | None = ipaddress.ip_address(host)
-    except ValueError:
-        literal = None
+    literal = _ip_literal(host)
     if literal is not None:
         found: Sequence[str] = [str(literal)]
     else:

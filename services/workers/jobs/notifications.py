@@ -25,6 +25,7 @@ from services.notifications.service import (
     WebhookService,
     deliver_job_id,
 )
+from services.queue import enqueue_after_commit
 from services.workers.context import WorkerResources, resources
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,8 @@ async def publish_order_events(ctx: dict[str, Any]) -> dict[str, int]:
 
 
 async def _wake(res: WorkerResources, delivery_id: uuid.UUID, attempts_made: int, at: datetime) -> None:
+    # Deferred until ``at``, which ``enqueue_after_commit`` cannot do; a Redis error is logged, as in
+    # ``services.queue.send``, and the reconciler finds the delivery once it is due.
     try:
         await res.queue.enqueue_job(
             DELIVER_WEBHOOK,
@@ -86,11 +89,12 @@ async def reconcile_webhooks(ctx: dict[str, Any]) -> dict[str, int]:
     still queued has the same job id and is dropped by arq; a delivery in flight is not due (its claim)."""
     res = resources(ctx)
     published = await _publish(res)
-    now = utcnow()
-    async with transaction(res.sessions) as session:
+    async with transaction(res.sessions, res.queue) as session:
         due = await WebhookService(session, WebhookPolicy.of(res.settings)).due_deliveries(
-            now=now, limit=RECONCILE_BATCH
+            now=utcnow(), limit=RECONCILE_BATCH
         )
-    for delivery_id, attempts_made in due:
-        await _wake(res, delivery_id, attempts_made, now)
+        for delivery_id, attempts_made in due:
+            enqueue_after_commit(
+                session, DELIVER_WEBHOOK, str(delivery_id), job_id=deliver_job_id(delivery_id, attempts_made)
+            )
     return {"events": published.events, "deliveries": published.deliveries, "due": len(due)}
