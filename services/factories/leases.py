@@ -185,6 +185,11 @@ def _fence_of(token: str) -> int:
     return int(token.split(".", 1)[0])
 
 
+def _lapsed(job: PrintJob, now: datetime) -> bool:
+    """Whether the job is leased under a lease that has run out by ``now``."""
+    return job.status in LEASED and job.lease_expires_at is not None and job.lease_expires_at <= now
+
+
 def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
@@ -228,7 +233,7 @@ class FactoryJobs:
                 continue
             # Timestamps are taken under the locks: a lease begins after the one before it ended.
             now = now or utcnow()
-            if job.status in LEASED and job.lease_expires_at is not None and job.lease_expires_at <= now:
+            if _lapsed(job, now):
                 await self._lapse(job, now)
             if job.status is not J.READY:
                 continue
@@ -342,12 +347,7 @@ class FactoryJobs:
         """Return a job whose lease ran out to ``ready`` (and its order to ready-for-print). Idempotent."""
         job = await self._locked(job_id, None)
         now = now or utcnow()
-        if (
-            job is None
-            or job.status not in LEASED
-            or job.lease_expires_at is None
-            or job.lease_expires_at > now
-        ):
+        if job is None or not _lapsed(job, now):
             return False
         await self._lapse(job, now)
         return True

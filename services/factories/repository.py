@@ -88,13 +88,13 @@ class FactoryJobRepository:
         each take a different job instead of queueing on one. The order is locked before its job, as
         everywhere.
         """
-        lapsed = sa.and_(
-            col(PrintJob.status).in_([s.value for s in LEASED]), col(PrintJob.lease_expires_at) <= now
-        )
         query = (
             select(Order.id, PrintJob.id)
             .join(Order, col(Order.print_job_id) == col(PrintJob.id))
-            .where(PrintJob.site_id == site_id, sa.or_(col(PrintJob.status) == PrintJobStatus.READY, lapsed))
+            .where(
+                PrintJob.site_id == site_id,
+                sa.or_(col(PrintJob.status) == PrintJobStatus.READY, _lapsed(now)),
+            )
             .order_by(col(Order.need_by), col(PrintJob.created_at))
             .limit(limit)
             .with_for_update(of=Order, skip_locked=True)
@@ -106,12 +106,7 @@ class FactoryJobRepository:
         return list((await self.session.exec(query)).all())
 
     async def lapsed_leases(self, *, now: datetime, limit: int) -> Sequence[uuid.UUID]:
-        query = (
-            select(PrintJob.id)
-            .where(col(PrintJob.status).in_([s.value for s in LEASED]), col(PrintJob.lease_expires_at) <= now)
-            .order_by(col(PrintJob.lease_expires_at))
-            .limit(limit)
-        )
+        query = select(PrintJob.id).where(_lapsed(now)).order_by(col(PrintJob.lease_expires_at)).limit(limit)
         return (await self.session.exec(query)).all()
 
     async def site_jobs(self, site_id: uuid.UUID, statuses: Collection[PrintJobStatus]) -> Sequence[PrintJob]:
@@ -144,3 +139,8 @@ class FactoryJobRepository:
             )
         )
         return (await self.session.exec(query)).all()
+
+
+def _lapsed(now: datetime) -> sa.ColumnElement[bool]:
+    """Jobs leased under a lease that has run out by ``now``."""
+    return sa.and_(col(PrintJob.status).in_([s.value for s in LEASED]), col(PrintJob.lease_expires_at) <= now)

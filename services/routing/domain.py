@@ -540,24 +540,19 @@ def free_quotes(
     if isinstance(screened, Rejection):
         return []
     plans, _ = _screen_printers(demand, site)
+
+    # Ranked as ``route`` ranks: on time by cost plus the value of the hours to the door, else earliest.
+    def rank(c: _Candidate) -> tuple[int, float, datetime]:
+        if c.delivery_at > demand.need_by:
+            return (1, 0.0, c.delivery_at)
+        score = c.offer.cost + value_of_hour * (c.delivery_at - demand.now).total_seconds() / 3600
+        return (0, score, c.delivery_at)
+
     quotes: list[Quote] = []
     for plan in plans:
         free = replace(plan, printer=replace(plan.printer, reservations=()))
-        candidates = [
-            _quote(demand, site, distance_km, c) for c in _candidates(demand, site, screened, [free])
-        ]
-
-        # Ranked as ``route`` ranks: on time by cost plus the value of the hours to the door, else earliest.
-        def rank(q: Quote) -> tuple[int, float, datetime]:
-            if not q.on_time:
-                return (1, 0.0, q.delivery_at)
-            return (
-                0,
-                q.cost + value_of_hour * (q.delivery_at - demand.now).total_seconds() / 3600,
-                q.delivery_at,
-            )
-
-        quotes.append(min(candidates, key=rank))
+        best = min(_candidates(demand, site, screened, [free]), key=rank)
+        quotes.append(_quote(demand, site, distance_km, best))
     return quotes
 
 
@@ -919,9 +914,7 @@ class _Search:
         if prune:
             # Tighter, still before any slot search: the fastest plan on a free printer, in opening hours.
             shortest = min(plan.duration for plan in plans)
-            start = site.hours.next_open(demand.now)
-            ready = site.hours.add_open_minutes(start + shortest, site.post_processing_minutes)
-            pickup = site.cutoffs.next_pickup(ready)
+            _, pickup = after_print(site, site.hours.next_open(demand.now) + shortest)
             if not any(self.may_enter((pickup + o.transit).timestamp(), o.cost) for o in offers):
                 return
         self.quoted += 1

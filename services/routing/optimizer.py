@@ -230,17 +230,7 @@ def unplaced_penalty_of(problem: Problem) -> float:
     """
     if problem.unplaced_penalty is not None:
         return problem.unplaced_penalty
-    capacity = {printer.printer_id: printer.capacity_hours for printer in problem.printers}
-    total = 0.0
-    for job in problem.jobs:
-        dearest = 0.0
-        for option in job.options:
-            if option.print_hours <= capacity[option.printer_id] + TOLERANCE_HOURS:
-                deadline = _print_deadline(job, option)
-                late = max(0.0, capacity[option.printer_id] - deadline)
-                dearest = max(dearest, option.transit_cost + problem.lateness_weight * late)
-        total += dearest
-    return 1.0 + total
+    return _default_penalty(problem, *_option_arrays(problem))
 
 
 def _print_deadline(job: Job, option: Option) -> float:
@@ -327,7 +317,6 @@ class _Model:
 
 
 def _compile(problem: Problem) -> _Model:
-    printer_index = {printer.printer_id: i for i, printer in enumerate(problem.printers)}
     ends_by_id = bucket_ends(problem)
     ends = [ends_by_id[printer.printer_id] for printer in problem.printers]
     counts = np.array([len(e) for e in ends], dtype=np.int64)
@@ -337,24 +326,7 @@ def _compile(problem: Problem) -> _Model:
     for i, e in enumerate(ends):
         padded[i, : len(e)] = e
 
-    opt_job: list[int] = []
-    opt_printer: list[int] = []
-    opt_hours: list[float] = []
-    opt_transit: list[float] = []
-    opt_deadline: list[float] = []
-    for j, job in enumerate(problem.jobs):
-        for option in job.options:
-            opt_job.append(j)
-            opt_printer.append(printer_index[option.printer_id])
-            opt_hours.append(option.print_hours)
-            opt_transit.append(option.transit_cost)
-            opt_deadline.append(_print_deadline(job, option))
-    o_job = np.array(opt_job, dtype=np.int64)
-    o_printer = np.array(opt_printer, dtype=np.int64)
-    o_hours = np.array(opt_hours, dtype=np.float64)
-    o_transit = np.array(opt_transit, dtype=np.float64)
-    o_deadline = np.array(opt_deadline, dtype=np.float64)
-
+    o_job, o_printer, o_hours, o_transit, o_deadline = _option_arrays(problem)
     if problem.unplaced_penalty is None:
         penalty = _default_penalty(problem, o_job, o_printer, o_hours, o_transit, o_deadline)
     else:
@@ -401,6 +373,31 @@ def _compile(problem: Problem) -> _Model:
     )
 
 
+def _option_arrays(problem: Problem) -> tuple[IntArray, IntArray, FloatArray, FloatArray, FloatArray]:
+    """Every option of every job, job after job: its job, its printer's index in ``problem.printers``, its
+    print hours, transit cost and print deadline (``_print_deadline``)."""
+    printer_index = {printer.printer_id: i for i, printer in enumerate(problem.printers)}
+    opt_job: list[int] = []
+    opt_printer: list[int] = []
+    opt_hours: list[float] = []
+    opt_transit: list[float] = []
+    opt_deadline: list[float] = []
+    for j, job in enumerate(problem.jobs):
+        for option in job.options:
+            opt_job.append(j)
+            opt_printer.append(printer_index[option.printer_id])
+            opt_hours.append(option.print_hours)
+            opt_transit.append(option.transit_cost)
+            opt_deadline.append(_print_deadline(job, option))
+    return (
+        np.array(opt_job, dtype=np.int64),
+        np.array(opt_printer, dtype=np.int64),
+        np.array(opt_hours, dtype=np.float64),
+        np.array(opt_transit, dtype=np.float64),
+        np.array(opt_deadline, dtype=np.float64),
+    )
+
+
 def _default_penalty(
     problem: Problem,
     o_job: IntArray,
@@ -409,7 +406,7 @@ def _default_penalty(
     o_transit: FloatArray,
     o_deadline: FloatArray,
 ) -> float:
-    """``unplaced_penalty_of`` from the compiled option arrays (same operations, same float result)."""
+    """``unplaced_penalty_of``'s default, from the option arrays (``_option_arrays``)."""
     capacity = np.array([printer.capacity_hours for printer in problem.printers], dtype=np.float64)
     o_capacity = capacity[o_printer] if len(o_printer) else np.zeros(0)
     value = o_transit + problem.lateness_weight * np.maximum(0.0, o_capacity - o_deadline)
@@ -417,7 +414,7 @@ def _default_penalty(
     dearest = np.zeros(len(problem.jobs))
     np.maximum.at(dearest, o_job, value)
     total = 0.0
-    for d in dearest.tolist():  # left to right, as unplaced_penalty_of adds them
+    for d in dearest.tolist():  # left to right, job by job
         total += d
     return 1.0 + total
 
@@ -509,12 +506,12 @@ class _Search:
     def fits(self, v: int) -> bool:
         return self.room[self.lo[v]] >= self.hours[v] - TOLERANCE_HOURS
 
-    def place(self, v: int) -> None:
-        hours = self.hours[v]
+    def _take(self, v: int, hours: float) -> None:
+        """Take ``hours`` from the rows v loads (negative hours give them back), keeping ``room`` exact."""
         slack, room = self.slack, self.room
         lo = self.lo[v]
-        # Rows lo.. all lose the same hours, so their room (a least slack among them) does too, exactly:
-        # float subtraction is monotonic. Only the rows before lo need their least slack recomputed.
+        # Rows lo.. all change by the same hours, so their room (a least slack among them) does too,
+        # exactly: float subtraction is monotonic. Only the rows before lo need their least slack recomputed.
         for r in range(lo, self.hi[v]):
             slack[r] -= hours
             room[r] -= hours
@@ -523,6 +520,9 @@ class _Search:
             if slack[r] < least:
                 least = slack[r]
             room[r] = least
+
+    def place(self, v: int) -> None:
+        self._take(v, self.hours[v])
         j = self.job[v]
         self.choice[j] = v
         self.on_printer[self.printer[v]].add(j)
@@ -533,17 +533,7 @@ class _Search:
         """Take a job out (if placed); returns the variable it had, or -1."""
         v = self.choice[j]
         if v >= 0:
-            hours = self.hours[v]
-            slack, room = self.slack, self.room
-            lo = self.lo[v]
-            for r in range(lo, self.hi[v]):  # as in ``place``
-                slack[r] += hours
-                room[r] += hours
-            least = room[lo]
-            for r in range(lo - 1, self.first[v] - 1, -1):
-                if slack[r] < least:
-                    least = slack[r]
-                room[r] = least
+            self._take(v, -self.hours[v])
             self.choice[j] = -1
             self.on_printer[self.printer[v]].discard(j)
             self.unplaced.add(j)

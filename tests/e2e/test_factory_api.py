@@ -62,6 +62,13 @@ async def claim(client: httpx.AsyncClient, key: str, **body: Any) -> httpx.Respo
     return await client.post("/factory/jobs/claim", json=body, headers=bearer(key))
 
 
+async def report(
+    client: httpx.AsyncClient, key: str, job_id: str, call: str, body: dict[str, Any]
+) -> httpx.Response:
+    """A lease holder's ``heartbeat``, ``complete`` or ``fail`` for the job."""
+    return await client.post(f"/factory/jobs/{job_id}/{call}", json=body, headers=bearer(key))
+
+
 async def order_of(client: httpx.AsyncClient, shop: dict[str, Any], order_id: str) -> dict[str, Any]:
     response = await client.get(f"/orders/{order_id}", headers=bearer(shop["tech"]))
     return dict(response.json())
@@ -94,10 +101,12 @@ async def test_claim_print_and_complete(client: httpx.AsyncClient, settings: Set
     assert len(download.content) == gcode["bytes"] == int(download.headers["content-length"])
     assert download.headers["etag"] == f'"{gcode["sha256"]}"'
 
-    beat = await client.post(
-        f"/factory/jobs/{job['id']}/heartbeat",
-        json={"token": lease["token"], "progress": 42.5, "printer_state": "printing"},
-        headers=bearer(key),
+    beat = await report(
+        client,
+        key,
+        job["id"],
+        "heartbeat",
+        {"token": lease["token"], "progress": 42.5, "printer_state": "printing"},
     )
     assert beat.status_code == 200, beat.text
     assert beat.json()["status"] == "printing"
@@ -109,22 +118,22 @@ async def test_claim_print_and_complete(client: httpx.AsyncClient, settings: Set
         "qa_checks": [{"name": "dimensions", "passed": True}],
         "notes": "clean print",
     }
-    done = await client.post(f"/factory/jobs/{job['id']}/complete", json=body, headers=bearer(key))
+    done = await report(client, key, job["id"], "complete", body)
     assert done.status_code == 200, done.text
     assert done.json()["status"] == "done"
     # The same complete again answers the same; other measurements conflict.
-    again = await client.post(f"/factory/jobs/{job['id']}/complete", json=body, headers=bearer(key))
+    again = await report(client, key, job["id"], "complete", body)
     assert again.status_code == 200
     assert again.json() == done.json()
-    other = await client.post(
-        f"/factory/jobs/{job['id']}/complete", json={**body, "part_weight_g": 99}, headers=bearer(key)
-    )
+    other = await report(client, key, job["id"], "complete", {**body, "part_weight_g": 99})
     assert other.status_code == 409
     assert other.json()["error"]["code"] == "completion_conflict"
-    late_beat = await client.post(
-        f"/factory/jobs/{job['id']}/heartbeat",
-        json={"token": lease["token"], "progress": 100, "printer_state": "idle"},
-        headers=bearer(key),
+    late_beat = await report(
+        client,
+        key,
+        job["id"],
+        "heartbeat",
+        {"token": lease["token"], "progress": 100, "printer_state": "idle"},
     )
     assert late_beat.status_code == 409
     assert late_beat.json()["error"]["details"]["reason"] == "job_finished"
@@ -155,16 +164,14 @@ async def test_lapsed_lease_is_reclaimed_and_the_old_token_refused(
         ("complete", {"token": old}),
         ("fail", {"token": old, "reason": "print_failed", "retry_here": True}),
     ):
-        response = await client.post(f"/factory/jobs/{job_id}/{path}", json=body, headers=bearer(key))
+        response = await report(client, key, job_id, path, body)
         assert response.status_code == 409, (path, response.text)
         assert response.json()["error"]["code"] == "lease_lost"
         assert response.json()["error"]["details"]["reason"] == "superseded"
     # A forged token with the current fence is refused too.
     forged = f"2.{'A' * 24}"
-    response = await client.post(
-        f"/factory/jobs/{job_id}/heartbeat",
-        json={"token": forged, "progress": 1, "printer_state": "printing"},
-        headers=bearer(key),
+    response = await report(
+        client, key, job_id, "heartbeat", {"token": forged, "progress": 1, "printer_state": "printing"}
     )
     assert response.status_code == 409
     assert response.json()["error"]["details"]["reason"] == "unknown_token"
@@ -183,10 +190,12 @@ async def test_failures_retry_here_then_reroute(client: httpx.AsyncClient, setti
     order_id = shop["orders"][0]["id"]
     for attempt in range(settings.max_print_failures_per_site):
         claimed = (await claim(client, key)).json()
-        response = await client.post(
-            f"/factory/jobs/{claimed['job']['id']}/fail",
-            json={"token": claimed["lease"]["token"], "reason": "print_failed", "retry_here": True},
-            headers=bearer(key),
+        response = await report(
+            client,
+            key,
+            claimed["job"]["id"],
+            "fail",
+            {"token": claimed["lease"]["token"], "reason": "print_failed", "retry_here": True},
         )
         assert response.status_code == 200, response.text
         last = attempt == settings.max_print_failures_per_site - 1
@@ -206,10 +215,12 @@ async def test_no_retry_here_reroutes_at_once(client: httpx.AsyncClient, setting
     shop = await ordered(client, settings)
     key = shop["keys"]["hamburg"]
     claimed = (await claim(client, key)).json()
-    response = await client.post(
-        f"/factory/jobs/{claimed['job']['id']}/fail",
-        json={"token": claimed["lease"]["token"], "reason": "material_unavailable", "retry_here": False},
-        headers=bearer(key),
+    response = await report(
+        client,
+        key,
+        claimed["job"]["id"],
+        "fail",
+        {"token": claimed["lease"]["token"], "reason": "material_unavailable", "retry_here": False},
     )
     assert response.status_code == 200
     assert response.json()["failure_code"] == "material_unavailable"
@@ -236,9 +247,7 @@ async def test_other_sites_and_bad_input_change_nothing(
     assert (await claim(client, other)).status_code == 204
 
     # A complete for a job never claimed.
-    never = await client.post(
-        f"/factory/jobs/{job_id}/complete", json={"token": "1." + "b" * 24}, headers=bearer(key)
-    )
+    never = await report(client, key, job_id, "complete", {"token": "1." + "b" * 24})
     assert never.status_code == 409
     assert never.json()["error"]["code"] == "job_not_claimed"
 
@@ -251,19 +260,15 @@ async def test_other_sites_and_bad_input_change_nothing(
         {"token": "not-a-token", "progress": 5, "printer_state": "printing"},
     ]
     for body in bad_bodies:
-        response = await client.post(f"/factory/jobs/{job_id}/heartbeat", json=body, headers=bearer(key))
+        response = await report(client, key, job_id, "heartbeat", body)
         assert response.status_code == 422
         assert response.json()["error"]["code"] == "validation_error"
-    stolen = await client.post(
-        f"/factory/jobs/{job_id}/heartbeat",
-        json={"token": token, "progress": 5, "printer_state": "printing"},
-        headers=bearer(other),
+    stolen = await report(
+        client, other, job_id, "heartbeat", {"token": token, "progress": 5, "printer_state": "printing"}
     )
     assert stolen.status_code == 404
-    qa = await client.post(
-        f"/factory/jobs/{job_id}/complete",
-        json={"token": token, "qa_checks": [{"name": "fit", "passed": False}]},
-        headers=bearer(key),
+    qa = await report(
+        client, key, job_id, "complete", {"token": token, "qa_checks": [{"name": "fit", "passed": False}]}
     )
     assert qa.status_code == 422
     assert qa.json()["error"]["code"] == "qa_check_failed"
@@ -341,10 +346,8 @@ async def test_the_factory_watch_frees_lapsed_jobs_and_takes_silent_sites_offlin
     assert (order["status"], site_of(order)) == ("ready_for_print", shop["bremen"]["id"])
     kinds = [e["kind"] for e in (await client.get(f"/orders/{order['id']}/events", headers=admin)).json()]
     assert kinds[-4:] == ["ready_for_print", "rerouted", "preparing", "ready_for_print"]
-    late = await client.post(
-        f"/factory/jobs/{job_id}/heartbeat",
-        json={"token": token, "progress": 60, "printer_state": "printing"},
-        headers=bearer(key),
+    late = await report(
+        client, key, job_id, "heartbeat", {"token": token, "progress": 60, "printer_state": "printing"}
     )
     assert late.status_code == 409
     assert late.json()["error"]["details"]["reason"] == "job_cancelled"
