@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -185,6 +185,18 @@ class Settings(BaseSettings):
         default=10.0, gt=0, le=60, description="Time limit of one outbound webhook attempt, DNS included."
     )
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="`json`: one JSON object per line with the request and order ids (production); "
+        "`text`: plain lines for a terminal.",
+    )
+    worker_metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Where `spareflow worker` serves its Prometheus /metrics (0: not served). The API "
+        "serves its own at /metrics on the API port.",
+    )
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -23,6 +23,7 @@ import services.models  # noqa: F401  (all tables on the metadata)
 from services.config import Settings
 from services.db import create_engine
 from services.migrate import upgrade
+from tests import tally
 from tests.builders import app_client
 from tests.peers import KarrioPeer, karrio_server
 
@@ -120,3 +121,11 @@ def shared_corpus() -> Path:
     if not (corpus / "manifest.csv").is_file():
         pytest.skip("../shared/corpus is not present")
     return corpus
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the chaos and fuzz counts (tests/tally.py) after the run, passed or failed."""
+    if tally.RECORDED:
+        terminalreporter.section("chaos and fuzz counts")
+        for recorded in tally.RECORDED:
+            terminalreporter.write_line(recorded.line())
