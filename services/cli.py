@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
@@ -26,6 +25,7 @@ from services.errors import DomainError
 from services.factories.models import Site
 from services.factory_agent.cli import factory_agent
 from services.migrate import upgrade
+from services.observability.logs import configure_logging
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="Spareflow: spare parts, printed on demand."
@@ -244,25 +244,48 @@ def serve(
 
     settings = _settings(data_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    configure_logging(settings.log_level, settings.log_format)
     with redis_for(settings) as url:
         uvicorn.run(
             create_app(settings, redis_url=url),
             host=host or settings.api_host,
             port=settings.api_port if port is None else port,
-            log_level=settings.log_level.lower(),
+            # Ours (configure_logging): uvicorn's loggers go through it, and the API writes its own access
+            # line with the request and order ids.
+            log_config=None,
+            access_log=False,
         )
 
 
 @app.command()
 def worker(
     burst: Annotated[bool, typer.Option(help="Exit once the queue is empty")] = False,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Exit 0 if this host's worker checked in with Redis lately, else 1 (a liveness probe)",
+        ),
+    ] = False,
     data_dir: DataDir = None,
 ) -> None:
     """Run the arq worker (starts an embedded Redis when SPAREFLOW_REDIS_URL is unset)."""
+    from services.workers.leased import check_health
     from services.workers.settings import build_worker
 
     settings = _settings(data_dir)
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if check:
+        if not settings.redis_url:
+            typer.echo(
+                "error: --check needs SPAREFLOW_REDIS_URL (an embedded Redis lives with its worker)", err=True
+            )
+            raise typer.Exit(2)
+        raise typer.Exit(0 if asyncio.run(check_health(settings.redis_url, settings.queue_name)) else 1)
+    configure_logging(settings.log_level, settings.log_format)
+    if settings.worker_metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.worker_metrics_port, addr=settings.api_host)
 
     async def main(redis_url: str) -> None:
         w = build_worker(settings, redis_url, burst=burst)

@@ -75,6 +75,13 @@ class Settings(BaseSettings):
     worker_poll_delay_s: float = Field(
         default=0.02, gt=0, le=10, description="How often an idle worker polls."
     )
+    job_lease_s: float = Field(
+        default=30.0,
+        ge=1,
+        le=600,
+        description="A running job's claim in Redis, renewed while it runs: a killed worker's jobs run "
+        "again elsewhere within it.",
+    )
     reconcile_after_seconds: int = Field(
         default=60, ge=1, description="Pending work older than this, with no queued job, is enqueued again."
     )

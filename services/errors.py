@@ -8,7 +8,8 @@ DomainError(code, message, status, details)
 ├── InvalidRequest        422 <what>
 ├── PayloadTooLarge       413 payload_too_large
 ├── UnsupportedMediaType  415 unsupported_media_type
-└── MalformedRequest      400 malformed_multipart / ...
+├── MalformedRequest      400 malformed_multipart / ...
+└── Unavailable           503 not_ready / ...
 
 Library errors (parts_catalog.errors.CatalogError, parts_catalog.formats.ModelFileError) carry a code
 and a kind; ``status_for`` maps them here.
@@ -70,6 +71,11 @@ class UnsupportedMediaType(DomainError):
 class MalformedRequest(DomainError):
     status = 400
     code = "malformed_request"
+
+
+class Unavailable(DomainError):
+    status = 503
+    code = "unavailable"
 
 
 _STATUS_BY_KIND = {

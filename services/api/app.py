@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from services.api.endpoints import (
     accounts,
@@ -22,6 +22,7 @@ from services.api.endpoints import (
 )
 from services.api.errors import install_error_handlers
 from services.api.idempotency import IdempotentReplay, replay_response
+from services.api.observability import RequestObservation, bind_path_ids
 from services.api.resources import AppResources
 from services.config import Settings
 
@@ -52,7 +53,14 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
         finally:
             await resources.close()
 
-    app = FastAPI(title="Spareflow", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="Spareflow",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        dependencies=[Depends(bind_path_ids)],
+    )
+    app.add_middleware(RequestObservation)
     install_error_handlers(app)
     app.add_exception_handler(IdempotentReplay, replay_response)
     app.include_router(health.router)

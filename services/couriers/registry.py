@@ -7,8 +7,9 @@ from typing import Literal
 from services.config import Settings
 from services.couriers.karrio import KarrioCourier
 from services.couriers.local import LocalCourier
-from services.couriers.ports import Courier, CourierRejected
+from services.couriers.ports import Courier, CourierRejected, CourierUnavailable
 from services.db import SessionFactory
+from services.observability.metrics import COURIER_ERRORS
 
 CourierName = Literal["local", "karrio"]
 LOCAL_PARTNER = "local"  # the partner slug the built-in courier's webhooks come in as
@@ -35,6 +36,10 @@ class Couriers:
                 carrier_name=settings.karrio_carrier,
                 timeout_s=settings.courier_timeout_s,
             )
+        # Every series at 0 from the start: alerts on a rate need the series before the first error.
+        for name in self._couriers:
+            for code in (CourierUnavailable.code, CourierRejected.code):
+                COURIER_ERRORS.labels(name, "book", code)
 
     def get(self, name: str) -> Courier:
         """Raises CourierNotConfigured (a permanent booking error) for a courier this process lacks."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 import uuid
 from collections import Counter
@@ -25,12 +26,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from parts_catalog.formats import ModelFormat
 from services.accounts.models import Role
 from services.accounts.service import AccountsService
 from services.api.background import serve_in_background
 from services.config import Settings
+from services.couriers.registry import LOCAL_PARTNER
 from services.db import create_engine, session_factory, transaction
 from services.demo.meshes import DEMO_PARTS, DemoPart, export_model
 from services.factories.schemas import WEEKDAYS
@@ -41,6 +44,7 @@ from services.factory_agent.simulated import SimulatedPrintHost
 from services.migrate import upgrade
 from services.orders.states import UNSTARTED
 from services.routing.geo import GeoPoint, haversine_km
+from services.webhooks.signing import new_secret, sign
 from services.workers.settings import build_worker
 
 Echo = Callable[[str], None] | None
@@ -312,6 +316,51 @@ async def _shipping(
             "status": order["status"],
         }
     return shipped
+
+
+async def _forged_webhook(client: httpx.AsyncClient, say: Callable[[str], None]) -> str:
+    """A tracking webhook signed with a key that is not the courier's: refused, stored nowhere, counted."""
+    body = json.dumps({"tracking_number": "SFL-FORGED", "status": "delivered"}).encode()
+    headers = sign([new_secret()], f"msg_{uuid.uuid4().hex}", datetime.now(UTC), body)
+    answer = await client.post(f"/webhooks/partners/{LOCAL_PARTNER}", content=body, headers=headers)
+    code = answer.json()["error"]["code"] if answer.status_code >= 400 else "accepted"
+    say(f"  a tracking webhook signed with the wrong key: {answer.status_code} {code}")
+    if answer.status_code != 401:
+        raise DemoFailed(f"a forged webhook was not refused: {answer.status_code}")
+    return str(code)
+
+
+# What the demo shows of /metrics: the series an operator watches first.
+_SHOWN_METRICS = (
+    "spareflow_orders",
+    "spareflow_orders_sla_at_risk",
+    "spareflow_routing_seconds_count",
+    "spareflow_routing_seconds_sum",
+    "spareflow_print_jobs",
+    "spareflow_print_job_oldest_age_seconds",
+    "spareflow_queue_jobs",
+    "spareflow_queue_oldest_ready_age_seconds",
+    "spareflow_lease_expiries_total",
+    "spareflow_webhook_rejections_total",
+    "spareflow_courier_errors_total",
+)
+
+
+async def _metrics(client: httpx.AsyncClient, say: Callable[[str], None]) -> dict[str, float]:
+    """Scrape /metrics as Prometheus would; print (and return) the named series that have a value."""
+    answer = await client.get("/metrics")
+    samples = [s for f in text_string_to_metric_families(answer.text) for s in f.samples]
+    shown = {}
+    for sample in samples:
+        if sample.name in _SHOWN_METRICS and (sample.value or not sample.labels):
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            shown[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    for series, value in shown.items():
+        say(f"  {series} {value:g}")
+    missing = sorted(set(_SHOWN_METRICS) - {s.name for s in samples})
+    if missing:
+        raise DemoFailed(f"/metrics lacks {', '.join(missing)}")
+    return shown
 
 
 async def _timeline(tech: httpx.AsyncClient, key: str, order_id: str, say: Callable[[str], None]) -> None:
@@ -632,9 +681,13 @@ async def run_demo(settings: Settings, *, redis_url: str, echo: Echo = print) ->
             )
             shipping = await _shipping(tech, printing["orders"], orders, say)
             timings["shipping_ms"] = (time.perf_counter() - shipping_at) * 1000
+            forged = await _forged_webhook(admin, say)
             say("\nTimelines:")
             for key in printing["orders"]:
                 await _timeline(tech, key, orders[key]["order_id"], say)
+
+            say("\nMetrics (GET /metrics, as Prometheus scrapes it; non-zero series):")
+            metrics = await _metrics(admin, say)
 
             statuses: Counter[str] = Counter()
             revisions = 0
@@ -653,6 +706,8 @@ async def run_demo(settings: Settings, *, redis_url: str, echo: Echo = print) ->
         "orders": orders,
         "printing": printing,
         "shipping": shipping,
+        "forged_webhook": forged,
+        "metrics": metrics,
         "print_jobs": dict(Counter(job["status"] for _, job in jobs)),
         "slicers": dict(Counter(job["slice"]["slicer"] for _, job in jobs if job["slice"])),
         "estimates": {

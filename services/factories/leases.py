@@ -34,6 +34,7 @@ from services.factories.models import Printer
 from services.factories.repository import FactoryJobRepository
 from services.factories.schemas import SiteStatus
 from services.factories.service import SiteRegistry
+from services.observability.metrics import LEASE_EXPIRIES
 from services.orders.models import Order
 from services.orders.service import OrderService
 from services.printing.models import (
@@ -479,6 +480,7 @@ class FactoryJobs:
         assert job.lease_expires_at is not None
         # The lease ended when it ran out, not when someone noticed.
         await self._end_lease(job, LeaseOutcome.EXPIRED, "lease_expired", job.lease_expires_at)
+        LEASE_EXPIRIES.inc()
         self._clear_lease(job, now)
         job.status = J.READY
         job.progress = job.printer_state = None

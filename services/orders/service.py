@@ -21,6 +21,7 @@ old and the new assignment.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
@@ -37,8 +38,10 @@ from parts_catalog.service import CatalogService
 from parts_catalog.sqltypes import utcnow
 from parts_catalog.storage import BlobStore
 from services.db import SessionFactory, transaction
-from services.errors import InvalidRequest, NotFound
+from services.errors import DomainError, InvalidRequest, NotFound
 from services.notifications.events import PUBLISH_ORDER_EVENTS, PUBLISHED_KINDS
+from services.observability.logs import bind
+from services.observability.metrics import ROUTING_SECONDS
 from services.orders.models import Order, OrderEvent, PrinterReservation
 from services.orders.repository import OrderRepository
 from services.orders.schemas import (
@@ -249,6 +252,7 @@ class OrderService:
             created_at=now,
             updated_at=now,
         )
+        bind(order_id=order.id)
         placement = await self._route(order, revision, now=now, accept_late=request.accept_late)
         self.session.add(order)
         await self.session.flush()
@@ -322,6 +326,27 @@ class OrderService:
         now: datetime,
         accept_late: bool,
         exclude: frozenset[str] = frozenset(),
+    ) -> _Placement:
+        """``_choose``, timed (``spareflow_routing_seconds``) by outcome: routed or the refusal's code."""
+        started, outcome = time.perf_counter(), "error"
+        try:
+            placement = await self._choose(order, revision, now=now, accept_late=accept_late, exclude=exclude)
+            outcome = "routed"
+            return placement
+        except DomainError as exc:
+            outcome = exc.code
+            raise
+        finally:
+            ROUTING_SECONDS.labels(outcome).observe(time.perf_counter() - started)
+
+    async def _choose(
+        self,
+        order: Order,
+        revision: PartRevision,
+        *,
+        now: datetime,
+        accept_late: bool,
+        exclude: frozenset[str],
     ) -> _Placement:
         """Choose and lock a quote (module docstring). The caller reserves it in the same transaction."""
         await self.routing.serialize_writes()

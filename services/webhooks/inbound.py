@@ -37,7 +37,7 @@ from services.couriers.karrio import parse_webhook
 from services.couriers.ports import Tracking, TrackingEvent, TrackingStatus
 from services.couriers.registry import KARRIO_PARTNER
 from services.errors import DomainError, MalformedRequest, NotAuthenticated, PayloadTooLarge
-from services.metrics import WEBHOOK_REJECTIONS
+from services.observability.metrics import WEBHOOK_REJECTIONS
 from services.queue import enqueue_after_commit
 from services.shipping.service import ShippingService
 from services.webhooks.models import InboundStatus, InboundWebhook

@@ -11,6 +11,7 @@ from parts_catalog.storage import LocalBlobStore
 from services.config import Settings
 from services.couriers.registry import LOCAL_PARTNER, Couriers
 from services.db import SessionFactory, create_engine, session_factory
+from services.observability.logs import enter_log_context
 from services.routing.snapshot import SnapshotCache
 from services.slicers import build_slicer_registry
 from services.webhooks.partners import ensure_partner_secret
@@ -60,6 +61,12 @@ async def on_shutdown(ctx: dict[str, Any]) -> None:
         await ctx[_KEY].couriers.aclose()
     if "engine" in ctx:
         await ctx["engine"].dispose()
+
+
+async def on_job_start(ctx: dict[str, Any]) -> None:
+    # arq starts the job's own task after this hook, in this task's context: the job logs under these ids
+    # plus any it binds (an order's id).
+    enter_log_context(queue_job_id=ctx["job_id"], job_try=str(ctx["job_try"]))
 
 
 def resources(ctx: dict[str, Any]) -> WorkerResources:

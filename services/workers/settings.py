@@ -6,10 +6,10 @@ from typing import Any
 
 from arq import cron
 from arq.connections import RedisSettings
-from arq.worker import Worker, func
+from arq.worker import func
 
 from services.config import Settings
-from services.workers.context import on_shutdown, on_startup
+from services.workers.context import on_job_start, on_shutdown, on_startup
 from services.workers.jobs.factories import watch_factories
 from services.workers.jobs.geometry import check_revision, prepare_print, reconcile
 from services.workers.jobs.maintenance import purge_idempotency_keys, sweep_orphan_blobs
@@ -21,6 +21,7 @@ from services.workers.jobs.shipping import (
     reconcile_shipping,
     ship_order,
 )
+from services.workers.leased import LeasedWorker
 
 # Typed loosely: arq's WorkerCoroutine protocol only admits functions taking (ctx, *args, **kwargs).
 FUNCTIONS: list[Any] = [
@@ -77,8 +78,9 @@ def cron_jobs(settings: Settings) -> list[Any]:
 
 def build_worker(
     settings: Settings, redis_url: str, *, burst: bool = False, handle_signals: bool = True
-) -> Worker:
-    return Worker(
+) -> LeasedWorker:
+    return LeasedWorker(
+        lease_s=settings.job_lease_s,
         functions=FUNCTIONS,
         # A burst worker works off what is queued and stops: of the schedule, only the start-up runs.
         cron_jobs=[c for c in cron_jobs(settings) if c.run_at_startup] if burst else cron_jobs(settings),
@@ -86,6 +88,7 @@ def build_worker(
         queue_name=settings.queue_name,
         on_startup=on_startup,
         on_shutdown=on_shutdown,
+        on_job_start=on_job_start,
         ctx={"settings": settings},
         burst=burst,
         handle_signals=handle_signals,

@@ -16,7 +16,7 @@ from services.api.deps import authenticate
 from services.config import Settings
 from tests.builders import World, bearer, make_key, make_world
 
-PUBLIC = {("GET", "/health"), ("GET", "/metrics")}
+PUBLIC = {("GET", "/health"), ("GET", "/ready"), ("GET", "/metrics")}
 # Partners' webhooks authenticate by signature (or Karrio's secret), never by API key.
 SIGNED = {("POST", "/webhooks/partners/{partner}"), ("POST", "/webhooks/karrio")}
 

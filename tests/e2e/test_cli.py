@@ -42,6 +42,15 @@ def test_demo_runs_end_to_end_on_embedded_defaults(tmp_path: Path) -> None:
     assert_sla_routing(summary["orders"])
     assert summary["orders"]["cancelled_from_earlier_runs"] == 0
     assert_printed(summary)
+    # /metrics after the run, read as Prometheus reads it (the demo fails if a named series is missing).
+    assert summary["forged_webhook"] == "webhook_signature_invalid"
+    metrics = summary["metrics"]
+    assert metrics['spareflow_orders{status="delivered"}'] == 2
+    assert metrics['spareflow_routing_seconds_count{outcome="routed"}'] == 2
+    assert metrics['spareflow_routing_seconds_count{outcome="sla_unachievable"}'] == 1
+    assert metrics['spareflow_webhook_rejections_total{reason="invalid_signature",source="local"}'] == 1
+    assert metrics["spareflow_orders_sla_at_risk"] == 0
+    assert metrics["spareflow_lease_expiries_total"] == 0
     assert (tmp_path / ".spareflow" / "spareflow.db").is_file()
     assert not (tmp_path / ".spareflow" / "redis.sock").exists(), "embedded Redis left running"
 

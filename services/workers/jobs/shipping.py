@@ -20,6 +20,8 @@ from arq import Retry
 from parts_catalog.sqltypes import utcnow
 from services.couriers.ports import CourierError
 from services.db import transaction
+from services.observability.logs import bind
+from services.observability.metrics import COURIER_ERRORS
 from services.orders.service import enqueue_shipping
 from services.queue import enqueue_after_commit
 from services.shipping.repository import ShipmentRepository
@@ -40,6 +42,7 @@ def _backoff(attempt: int) -> float:
 async def ship_order(ctx: dict[str, Any], order_id: str) -> str:
     res = resources(ctx)
     oid = uuid.UUID(order_id)
+    bind(order_id=oid)
     async with order_service(res) as orders:
         task = await ShippingService(orders).begin_booking(oid)
     if task is None:
@@ -52,6 +55,7 @@ async def ship_order(ctx: dict[str, Any], order_id: str) -> str:
             request = replace(request, service=None)
         booking = await courier.book(request)
     except CourierError as exc:
+        COURIER_ERRORS.labels(task.courier, "book", exc.code).inc()
         if exc.retryable and task.attempt < res.settings.max_job_attempts:
             log.warning(
                 "booking %s with %s failed (attempt %d): %s",
