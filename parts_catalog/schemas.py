@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -23,7 +23,44 @@ def _single_line(value: str) -> str:
     return value
 
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000), AfterValidator(_printable)]
+# The JSON Schema of these strings states what the validators accept (so the OpenAPI document tells clients,
+# and the API fuzzer, the truth); validation stays with the validators and their messages. pydantic strips
+# whitespace first and then checks length, pattern and characters, so the schema is a pattern over the raw
+# value: any whitespace, the stripped value, any whitespace; minLength and maxLength (of the raw value) go.
+#
+# Whitespace as strip_whitespace removes it, Unicode White_Space (Rust's str::trim), spelled out: a JSON
+# Schema pattern is ECMA-262, whose \s lacks U+0085 and adds U+FEFF.
+_SPACE = r"\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_CONTROL = r"\x00-\x1f\x7f-\x9f"  # Unicode category Cc: _printable and _single_line refuse them all
+_CONTROL_BUT_TAB_AND_NEWLINE = r"\x00-\x08\x0b-\x1f\x7f-\x9f"  # what _printable alone refuses
+
+
+def _text(forbidden: str, max_length: int) -> str:
+    """A stripped value of 1 to ``max_length`` characters without any of ``forbidden``: its first and last
+    characters are not whitespace (or stripping would have removed them)."""
+    edge = f"[^{_SPACE}{forbidden}]"
+    return f"{edge}(?:[^{forbidden}]{{0,{max_length - 2}}}{edge})?"
+
+
+def _stripped(stripped: str, *, optional: bool = False) -> Any:
+    """``Field`` metadata: the value's JSON Schema is ``stripped`` (a regex; or nothing, when ``optional``)
+    with any whitespace around it."""
+    core = f"(?:{stripped})?" if optional else stripped
+
+    def schema(json_schema: dict[str, Any]) -> None:
+        json_schema.pop("minLength", None)
+        json_schema.pop("maxLength", None)
+        json_schema["pattern"] = f"^[{_SPACE}]*{core}[{_SPACE}]*$"
+
+    return Field(json_schema_extra=schema)
+
+
+Text = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=4000),
+    AfterValidator(_printable),
+    _stripped(_text(_CONTROL_BUT_TAB_AND_NEWLINE, 4000), optional=True),
+]
 
 
 PartNumber = Annotated[
@@ -31,28 +68,35 @@ PartNumber = Annotated[
     StringConstraints(
         strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/\-]*$"
     ),
+    _stripped(r"[A-Za-z0-9][A-Za-z0-9._/\-]{0,63}"),
 ]
 Name = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
     AfterValidator(_printable),
     AfterValidator(_single_line),
+    _stripped(_text(_CONTROL, 200)),
 ]
 Material = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=40),
     AfterValidator(_printable),
     AfterValidator(_single_line),
+    _stripped(_text(_CONTROL, 40)),
 ]
 EquipmentModel = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=120),
     AfterValidator(_printable),
     AfterValidator(_single_line),
+    _stripped(_text(_CONTROL, 120)),
 ]
 # A search term: free text, but still no control characters (they would reach the database).
 SearchText = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=200), AfterValidator(_printable)
+    str,
+    StringConstraints(strip_whitespace=True, max_length=200),
+    AfterValidator(_printable),
+    _stripped(_text(_CONTROL_BUT_TAB_AND_NEWLINE, 200), optional=True),
 ]
 
 
@@ -83,5 +127,8 @@ class PartPatch(BaseModel):
 
 # A free-text remark on an upload ("re-exported with fillets", ...).
 RevisionNote = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=1000), AfterValidator(_printable)
+    str,
+    StringConstraints(strip_whitespace=True, max_length=1000),
+    AfterValidator(_printable),
+    _stripped(_text(_CONTROL_BUT_TAB_AND_NEWLINE, 1000), optional=True),
 ]

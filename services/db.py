@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]  # no type stubs; only its exception classes are used here
 from arq.connections import ArqRedis
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -14,6 +15,18 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.queue import send, take_outbox
 
 SessionFactory = async_sessionmaker[AsyncSession]
+# How our connections show in PostgreSQL's pg_stat_activity: an operator (or a chaos test) can tell them
+# from a psql session or a migration tool's, and find or terminate exactly these.
+APPLICATION_NAME = "spareflow"
+# What a database that went away raises past SQLAlchemy. SQLAlchemy wraps the driver's errors in DBAPIError,
+# except where it opens a connection: the socket (a server that is down refuses it: ConnectionRefusedError)
+# and the setup it runs on a fresh connection (asyncpg's type codecs; a connection terminated right after it
+# was opened raises asyncpg's own InterfaceError there).
+CONNECTION_ERRORS: tuple[type[Exception], ...] = (
+    ConnectionError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.PostgresConnectionError,
+)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -31,7 +44,15 @@ def create_engine(url: str) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    # pool_pre_ping: a pooled connection that the server dropped while it sat idle (a restart, a failover,
+    # pg_terminate_backend) is replaced when it is checked out, instead of failing the next request.
+    return create_async_engine(
+        url,
+        pool_size=10,
+        max_overflow=20,
+        pool_pre_ping=True,
+        connect_args={"server_settings": {"application_name": APPLICATION_NAME}},
+    )
 
 
 def session_factory(engine: AsyncEngine) -> SessionFactory:

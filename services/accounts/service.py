@@ -26,7 +26,7 @@ from services.factories.models import Site
 _KEY_FORMAT = re.compile(r"sf_([0-9a-f]{12})_([A-Za-z0-9_\-]{43})")
 
 # Which account a key of each role must belong to.
-_OWNER_OF_ROLE: dict[Role, str | None] = {
+OWNER_OF_ROLE: dict[Role, str | None] = {
     Role.ADMIN: None,
     Role.TECHNICIAN: "organization_id",
     Role.FACTORY: "site_id",
@@ -95,7 +95,7 @@ class AccountsService:
         partner_id: uuid.UUID | None = None,
     ) -> IssuedKey:
         owners = {"organization_id": organization_id, "site_id": site_id, "partner_id": partner_id}
-        required = _OWNER_OF_ROLE[role]
+        required = OWNER_OF_ROLE[role]
         given = {field for field, value in owners.items() if value is not None}
         if given != ({required} if required else set()):
             wanted = f"exactly {required}" if required else "no organization, site or partner"

@@ -37,6 +37,17 @@ KEY_DESCRIPTION = (
     "error) stores nothing and may be retried with the same key."
 )
 
+# The header as the OpenAPI document states it (add it to the route's ``openapi_extra``): required, in the
+# format above. The dependency reads it as optional itself, so that a missing or malformed key answers 400
+# ``idempotency_key_missing``/``_invalid`` rather than FastAPI's generic 422.
+OPENAPI_PARAMETER = {
+    "name": HEADER,
+    "in": "header",
+    "required": True,
+    "description": KEY_DESCRIPTION,
+    "schema": {"type": "string", "pattern": "^[!-~]{8,255}$"},
+}
+
 
 class IdempotentReplay(Exception):
     def __init__(self, stored: StoredResponse) -> None:
@@ -73,7 +84,8 @@ async def claim_idempotency_key(
     principal: Technician,
     session: DbSession,
     resources: Resources,
-    key: Annotated[str | None, Header(alias=HEADER, description=KEY_DESCRIPTION)] = None,
+    # Documented by OPENAPI_PARAMETER instead: FastAPI would call an optional header optional.
+    key: Annotated[str | None, Header(alias=HEADER, include_in_schema=False)] = None,
 ) -> AsyncIterator[IdempotencyClaim]:
     if key is None:
         raise MalformedRequest(f"send an {HEADER} header (a UUID will do)", code="idempotency_key_missing")
@@ -94,6 +106,11 @@ async def claim_idempotency_key(
         raise IdempotentReplay(outcome)
     try:
         yield IdempotencyClaim(store, session, outcome)
+        # Commit here rather than in the session's own teardown, which runs after this one: a commit that
+        # fails (the connection died under it) must release the key like any other failure, or the client's
+        # retry would be refused as in flight until the lock timeout. Should the commit have gone through
+        # unanswered, the key holds its answer, the release leaves it, and the retry replays it.
+        await session.commit()
     except BaseException:
         try:
             await store.release(session, outcome)

@@ -68,9 +68,9 @@ class RequestObservation:
 
 
 def _route(scope: Scope) -> str:
-    # The template (/orders/{order_id}), never the path: one series per route, whatever ids are asked for.
+    # The template (/orders/{order_id}, converters dropped), never the path: one series per route.
     route = scope.get("route")
-    return str(getattr(route, "path", "unmatched"))
+    return str(getattr(route, "path_format", "unmatched"))
 
 
 async def bind_path_ids(request: Request) -> None:

@@ -13,7 +13,7 @@ from parts_catalog.models import PartRevision, Process, RevisionStatus
 from parts_catalog.schemas import Name, PartSpec
 from parts_catalog.service import PartRecord
 from services.accounts.models import ApiKey, NamedAccount, Role, Slug
-from services.accounts.service import IssuedKey, Principal
+from services.accounts.service import OWNER_OF_ROLE, IssuedKey, Principal
 from services.factories.models import Printer
 from services.factories.schemas import SiteStatus
 from services.factories.service import SiteView
@@ -50,8 +50,24 @@ class AccountOut(BaseModel):
         return cls(id=account.id, slug=account.slug, name=account.name, created_at=account.created_at)
 
 
+def _one_owner_per_role(schema: dict[str, Any]) -> None:
+    """States in the schema the rule ``AccountsService.issue_key`` enforces (422 ``invalid_key_owner``):
+    each role names exactly its own kind of owner, an admin key none."""
+    owners = ("organization_id", "site_id", "partner_id")
+    schema["oneOf"] = [
+        {
+            "properties": {
+                "role": {"const": role.value},
+                **{field: {"type": "string"} if field == owner else {"type": "null"} for field in owners},
+            },
+            "required": ["role", owner] if owner else ["role"],
+        }
+        for role, owner in OWNER_OF_ROLE.items()
+    ]
+
+
 class KeyIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_one_owner_per_role)
 
     role: Role
     name: Annotated[str, StringConstraints(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")] = ""

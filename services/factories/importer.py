@@ -75,7 +75,8 @@ def read_sites(path: Path) -> list[SiteIn]:
     sites = []
     for index, item in enumerate(raw):
         try:
-            sites.append(SiteIn.model_validate(item))
+            # CSV cells are text: let "53.55" be a number there (the API takes only JSON numbers).
+            sites.append(SiteIn.model_validate(item, strict=False if path.suffix.lower() == ".csv" else None))
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])

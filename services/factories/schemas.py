@@ -59,11 +59,11 @@ class TransitLevel(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    fixed_hours: float = Field(ge=0, le=240)
-    speed_kmh: float = Field(gt=0, le=2000)
-    max_km: float | None = Field(default=None, gt=0, le=40_000)
-    cost_fixed: float = Field(default=0.0, ge=0)
-    cost_per_km: float = Field(default=0.0, ge=0)
+    fixed_hours: float = Field(strict=True, ge=0, le=240)
+    speed_kmh: float = Field(strict=True, gt=0, le=2000)
+    max_km: float | None = Field(default=None, strict=True, gt=0, le=40_000)
+    cost_fixed: float = Field(default=0.0, strict=True, ge=0)
+    cost_per_km: float = Field(default=0.0, strict=True, ge=0)
 
 
 def _default_transit() -> dict[str, TransitLevel]:
@@ -85,7 +85,7 @@ class PrinterIn(BaseModel):
     model: Name
     process: Process = Process.FDM
     build_volume: BuildVolume
-    nozzle_mm: float = Field(default=0.4, gt=0.05, le=2.0)
+    nozzle_mm: float = Field(default=0.4, strict=True, gt=0.05, le=2.0)
     materials_supported: list[Material] = Field(min_length=1, max_length=50)
     materials_loaded: list[Material] = Field(default_factory=list, max_length=20)
     profile: PrintProfile = PrintProfile()
@@ -107,15 +107,15 @@ class SiteIn(BaseModel):
 
     slug: Slug
     name: Name
-    latitude: float = Field(ge=-90, le=90)
-    longitude: float = Field(ge=-180, le=180)
+    latitude: float = Field(strict=True, ge=-90, le=90)
+    longitude: float = Field(strict=True, ge=-180, le=180)
     timezone: str = Field(min_length=1, max_length=64, description="IANA time zone, e.g. Europe/Berlin")
     opening_hours: dict[Weekday, list[Interval]] = Field(default_factory=_weekdays_hours)
     courier_cutoffs: dict[Weekday, time] = Field(default_factory=_weekday_cutoffs)
     transit: dict[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,30}$")], TransitLevel] = (
         Field(default_factory=_default_transit, min_length=1, max_length=10)
     )
-    post_processing_minutes: int = Field(default=30, ge=0, le=7 * 24 * 60)
+    post_processing_minutes: int = Field(default=30, strict=True, ge=0, le=7 * 24 * 60)
     address: Address | None = Field(
         default=None, description="Where couriers pick parts up; couriers other than `local` need it"
     )

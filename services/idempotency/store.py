@@ -10,7 +10,9 @@ The protocol (IETF draft-ietf-httpapi-idempotency-key-header; Stripe's API behav
 - the same key with a different request is refused (422), and so is a retry while the first is still in
   flight (409);
 - a request that fails releases its key, so that the client may retry it;
-- a claim whose request died (process killed) is taken over after ``lock_timeout``;
+- a claim whose request died (process killed) is taken over after ``lock_timeout``; should that request
+  still be running after all (slower than the timeout), it can no longer answer, release or commit: each
+  claim carries the time it locked the key as a fence, and only the newest claim's holder may answer;
 - keys are kept for ``retention`` (at least 24 h), then purged.
 """
 
@@ -19,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -49,6 +51,9 @@ class StoredResponse:
 @dataclass(frozen=True, slots=True)
 class Claim:
     record_id: uuid.UUID
+    # The fence: when this request locked the key. A takeover stamps a newer time, after which the request
+    # it took over from finds its answer refused. Two claims compare equal when they are of the same key.
+    locked_at: datetime = field(compare=False)
 
 
 def fingerprint(method: str, path: str, body: bytes) -> str:
@@ -96,30 +101,45 @@ class IdempotencyStore:
                 except IntegrityError:
                     await session.rollback()
                     continue
-                return Claim(record.id)
+                return Claim(record.id, now)
             try:
                 outcome = await self._existing(session, found, request_fingerprint, now=now)
-            finally:
-                await session.commit()  # ends the row lock either way
+            except BaseException:
+                # A refusal wrote nothing, and a takeover that failed must not be half-committed: the rollback
+                # ends the row lock. A commit here would also bury a lost connection under SQLAlchemy's
+                # PendingRollbackError, which no handler knows for a database that went away.
+                await session.rollback()
+                raise
+            await session.commit()  # ends the row lock
             return outcome
         raise IdempotencyKeyInFlight("a request with this idempotency key is in flight; retry later")
 
     async def complete(self, session: AsyncSession, claim: Claim, status: int, body: dict[str, Any]) -> None:
-        """Store the answer in the request's own transaction (see the module docstring)."""
-        await session.exec(
+        """Store the answer in the request's own transaction (see the module docstring).
+
+        Raises:
+            IdempotencyKeyInFlight: a retry took the key over (this request outlived the lock timeout); the
+                request's transaction must roll back, so that only the retry's effects are committed.
+        """
+        result = await session.exec(
             sa.update(IdempotencyRecord)
-            .where(col(IdempotencyRecord.id) == claim.record_id)
+            .where(*_held(claim), col(IdempotencyRecord.response_status).is_(None))
             .values(response_status=status, response_body=body)
         )
+        if result.rowcount != 1:
+            raise IdempotencyKeyInFlight(
+                "a retry with this idempotency key took over from this request; retry for its answer",
+                details={"retry_after_seconds": 1},
+            )
 
     @staticmethod
     async def release(session: AsyncSession, claim: Claim) -> None:
-        """Roll the failed request back and forget its unanswered claim, so that it may be retried."""
+        """Roll the failed request back and forget its unanswered claim (unless a retry took it over), so that
+        it may be retried."""
         await session.rollback()
         await session.exec(
             sa.delete(IdempotencyRecord).where(
-                col(IdempotencyRecord.id) == claim.record_id,
-                col(IdempotencyRecord.response_status).is_(None),
+                *_held(claim), col(IdempotencyRecord.response_status).is_(None)
             )
         )
         await session.commit()
@@ -163,4 +183,9 @@ class IdempotencyStore:
         # The first request died without an answer or a release (its process was killed): take it over.
         record.locked_at = now
         await session.flush()
-        return Claim(record.id)
+        return Claim(record.id, now)
+
+
+def _held(claim: Claim) -> tuple[sa.ColumnElement[bool], ...]:
+    """The key's row, as long as no retry has taken it over from ``claim``."""
+    return col(IdempotencyRecord.id) == claim.record_id, col(IdempotencyRecord.locked_at) == claim.locked_at

@@ -42,21 +42,43 @@ class Contact(BaseModel):
 class Destination(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    latitude: float = Field(ge=-90, le=90)
-    longitude: float = Field(ge=-180, le=180)
+    latitude: float = Field(strict=True, ge=-90, le=90)
+    longitude: float = Field(strict=True, ge=-180, le=180)
     address: Address
     contact: Contact
+
+
+def _exactly_one(*fields: str) -> dict[str, Any]:
+    """A JSON Schema for "exactly one of ``fields`` is given (and not null)"."""
+    return {
+        "oneOf": [
+            {
+                "required": [given],
+                "properties": {
+                    field: {"not": {"type": "null"}} if field == given else {"type": "null"}
+                    for field in fields
+                },
+            }
+            for given in fields
+        ]
+    }
 
 
 class OrderIn(BaseModel):
     """Exactly one of ``part_number`` (its newest ready revision) and ``revision_id``; exactly one of ``sla``
     and ``need_by``."""
 
-    model_config = ConfigDict(extra="forbid")
+    # The schema states what ``_one_of_each`` checks, so clients (and the API fuzzer) can see it.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "allOf": [_exactly_one("part_number", "revision_id"), _exactly_one("sla", "need_by")]
+        },
+    )
 
     part_number: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
     revision_id: uuid.UUID | None = None
-    quantity: int = Field(default=1, ge=1, le=MAX_QUANTITY)
+    quantity: int = Field(default=1, strict=True, ge=1, le=MAX_QUANTITY)
     material: Material | None = Field(
         default=None, description="One of the part's materials; by default any of them"
     )
@@ -67,6 +89,7 @@ class OrderIn(BaseModel):
     )
     accept_late: bool = Field(
         default=False,
+        strict=True,
         description="When no site can deliver in time, take the earliest delivery instead of an error",
     )
 

@@ -49,6 +49,7 @@ class ClaimIn(BaseModel):
     )
     wait_seconds: float = Field(
         default=0,
+        strict=True,
         ge=0,
         le=60,
         description="Long-poll: wait up to this long for a job (capped by the server).",
@@ -111,7 +112,9 @@ class HeartbeatIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     token: LeaseToken
-    progress: float = Field(ge=0, le=100, description="Percent done, as the print host reports it.")
+    progress: float = Field(
+        strict=True, ge=0, le=100, description="Percent done, as the print host reports it."
+    )
     printer_state: PrinterState
 
 
@@ -124,14 +127,14 @@ class QaCheck(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Annotated[str, StringConstraints(min_length=1, max_length=80)]
-    passed: bool
+    passed: bool = Field(strict=True)
 
 
 class CompleteIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     token: LeaseToken
-    part_weight_g: float | None = Field(default=None, ge=0, le=1_000_000)
+    part_weight_g: float | None = Field(default=None, strict=True, ge=0, le=1_000_000)
     qa_checks: list[QaCheck] = Field(default_factory=list, max_length=50)
     notes: str = Field(default="", max_length=2000)
 
@@ -141,7 +144,7 @@ class FailIn(BaseModel):
 
     token: LeaseToken
     reason: FailReason
-    retry_here: bool = Field(description="Whether printing it again at this site makes sense.")
+    retry_here: bool = Field(strict=True, description="Whether printing it again at this site makes sense.")
     message: str = Field(default="", max_length=2000)
 
 

@@ -106,7 +106,11 @@ class PartnerSecretIn(BaseModel):
         "`whsec_` secret for Standard Webhooks",
     )
     retire_others_after_hours: float | None = Field(
-        default=None, ge=0, le=24 * 30, description="Rotation: the partner's other secrets stop working then"
+        default=None,
+        strict=True,
+        ge=0,
+        le=24 * 30,
+        description="Rotation: the partner's other secrets stop working then",
     )
 
 

@@ -88,11 +88,13 @@ def verify(
     if not stamp.isascii() or not stamp.isdigit() or len(stamp) > 12:
         raise VerificationFailed("invalid_headers", f"{TIMESTAMP_HEADER} is not unix seconds")
     seconds = int(stamp)
-    sent = datetime.fromtimestamp(seconds, tz=now.tzinfo)
-    if sent < now - tolerance:
+    # Compared as numbers: twelve digits reach past year 9999, where a datetime cannot go (ValueError, a 500
+    # for any caller, before the signature is even looked at).
+    if seconds < (now - tolerance).timestamp():
         raise VerificationFailed("timestamp_too_old", "the webhook's timestamp is too old")
-    if sent > now + tolerance:
+    if seconds > (now + tolerance).timestamp():
         raise VerificationFailed("timestamp_in_future", "the webhook's timestamp is in the future")
+    sent = datetime.fromtimestamp(seconds, tz=now.tzinfo)
     offered = []
     for entry in signatures.split(" "):
         version, _, value = entry.partition(",")

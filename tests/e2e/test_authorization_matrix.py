@@ -36,9 +36,10 @@ def api_routes() -> list[tuple[str, str, set[str] | None]]:
     for context in iter_route_contexts(create_app(Settings()).routes):
         route = context.original_route
         if isinstance(route, APIRoute):
-            assert context.path is not None
+            # The path as documented: without converters (`/factory/jobs/{job_id}`, not `{job_id:uuid}`).
+            assert context.path_format is not None
             for method in sorted(route.methods):
-                routes.append((method, context.path, declared_roles(route.dependant)))
+                routes.append((method, context.path_format, declared_roles(route.dependant)))
     assert routes, "no API routes found: has FastAPI's routing changed?"
     return routes
 

@@ -19,7 +19,7 @@ def _account_routes(kind: type[AccountT], path: str, label: str) -> None:
         status_code=201,
         tags=["accounts"],
         summary=f"Create a {label}",
-        responses=error_responses(409, 422),
+        responses=error_responses(400, 409, 422),
     )
     async def create(body: AccountIn, _: Admin, accounts: Accounts) -> AccountOut:
         return AccountOut.of(await accounts.create_account(kind, slug=body.slug, name=body.name))
@@ -33,7 +33,7 @@ _account_routes(Organization, "/organizations", "customer organization")
 _account_routes(Partner, "/partners", "logistics partner")
 
 
-@router.post("/keys", status_code=201, tags=["keys"], responses=error_responses(404, 422))
+@router.post("/keys", status_code=201, tags=["keys"], responses=error_responses(400, 404, 422))
 async def create_key(body: KeyIn, _: Admin, accounts: Accounts) -> IssuedKeyOut:
     """Issue an API key. The token is in this response only; store it now."""
     issued = await accounts.issue_key(
@@ -51,7 +51,7 @@ async def list_keys(_: Admin, accounts: Accounts) -> list[KeyOut]:
     return [KeyOut.of(k) for k in await accounts.list_keys()]
 
 
-@router.delete("/keys/{key_id}", tags=["keys"], responses=error_responses(404))
+@router.delete("/keys/{key_id}", tags=["keys"], responses=error_responses(404, 422))
 async def revoke_key(key_id: str, _: Admin, accounts: Accounts) -> KeyOut:
     return KeyOut.of(await accounts.revoke_key(key_id))
 

@@ -35,6 +35,10 @@ from services.printing.schemas import (
 )
 
 router = APIRouter(prefix="/factory", tags=["factory"])
+# A job's routes take only UUID-shaped ids (`{job_id:uuid}`): with a plain `{job_id}`,
+# `GET /factory/jobs/claim` would be `GET /factory/jobs/{job_id}` with the id "claim" (422) instead of a
+# method `/jobs/claim` does not have (405, `Allow: POST`). The OpenAPI document shows the path without the
+# converter.
 
 
 async def _out(view: FactoryJob, blobs: BlobStore) -> FactoryJobOut:
@@ -52,7 +56,7 @@ async def _out(view: FactoryJob, blobs: BlobStore) -> FactoryJobOut:
 @router.post(
     "/jobs/claim",
     response_model=ClaimedJobOut,
-    responses={**error_responses(422), 204: {"description": "No job is ready for this printer"}},
+    responses={**error_responses(400, 422), 204: {"description": "No job is ready for this printer"}},
 )
 async def claim_job(
     body: ClaimIn, caller: Factory, jobs: FactoryJobService, resources: Resources, request: Request
@@ -82,7 +86,7 @@ async def claim_job(
             return Response(status_code=204)
 
 
-@router.get("/jobs")
+@router.get("/jobs", responses=error_responses())
 async def list_jobs(caller: Factory, jobs: FactoryJobService, resources: Resources) -> FactoryJobPageOut:
     """The site's ready, claimed and printing jobs."""
     return FactoryJobPageOut(
@@ -90,14 +94,14 @@ async def list_jobs(caller: Factory, jobs: FactoryJobService, resources: Resourc
     )
 
 
-@router.get("/jobs/{job_id}", responses=error_responses(404))
+@router.get("/jobs/{job_id:uuid}", responses=error_responses(404, 422))
 async def get_job(
     job_id: uuid.UUID, caller: Factory, jobs: FactoryJobService, resources: Resources
 ) -> FactoryJobOut:
     return await _out(await jobs.job(caller, job_id), resources.blobs)
 
 
-@router.post("/jobs/{job_id}/heartbeat", responses=error_responses(404, 409, 422))
+@router.post("/jobs/{job_id:uuid}/heartbeat", responses=error_responses(400, 404, 409, 422))
 async def heartbeat(
     job_id: uuid.UUID, body: HeartbeatIn, caller: Factory, jobs: FactoryJobService
 ) -> HeartbeatOut:
@@ -106,7 +110,7 @@ async def heartbeat(
     return HeartbeatOut(status=job.status.value, lease=lease.out())
 
 
-@router.post("/jobs/{job_id}/complete", responses=error_responses(404, 409, 422))
+@router.post("/jobs/{job_id:uuid}/complete", responses=error_responses(400, 404, 409, 422))
 async def complete_job(
     job_id: uuid.UUID, body: CompleteIn, caller: Factory, jobs: FactoryJobService, resources: Resources
 ) -> FactoryJobOut:
@@ -115,7 +119,7 @@ async def complete_job(
     return await _out(await jobs.complete(caller, job_id, body), resources.blobs)
 
 
-@router.post("/jobs/{job_id}/fail", responses=error_responses(404, 409, 422))
+@router.post("/jobs/{job_id:uuid}/fail", responses=error_responses(400, 404, 409, 422))
 async def fail_job(
     job_id: uuid.UUID, body: FailIn, caller: Factory, jobs: FactoryJobService, resources: Resources
 ) -> FactoryJobOut:
@@ -125,10 +129,10 @@ async def fail_job(
 
 
 @router.get(
-    "/jobs/{job_id}/artifacts/{kind}",
+    "/jobs/{job_id:uuid}/artifacts/{kind}",
     response_class=StreamingResponse,
     responses={
-        **error_responses(400, 404, 409, 416),
+        **error_responses(400, 404, 409, 416, 422),
         200: {"content": {"application/octet-stream": {}}},
         206: {"description": "The requested byte range"},
     },

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 
 from services.api.deps import Admin, OrderReader, Orders, Technician
 from services.api.endpoints import error_responses
+from services.api.idempotency import OPENAPI_PARAMETER as IDEMPOTENCY_KEY
 from services.api.idempotency import IdempotentRequest
 from services.orders.schemas import CancelIn, OrderEventOut, OrderIn, OrderOut, OrderPageOut
 from services.orders.states import OrderStatus
@@ -16,7 +17,12 @@ from services.orders.states import OrderStatus
 router = APIRouter(prefix="/orders", tags=["orders"])
 
 
-@router.post("", status_code=201, responses=error_responses(400, 404, 409, 422))
+@router.post(
+    "",
+    status_code=201,
+    responses=error_responses(400, 404, 409, 422),
+    openapi_extra={"parameters": [IDEMPOTENCY_KEY]},
+)
 async def place_order(
     body: OrderIn, principal: Technician, orders: Orders, idempotency: IdempotentRequest
 ) -> OrderOut:
@@ -54,12 +60,12 @@ async def list_orders(
     )
 
 
-@router.get("/{order_id}", responses=error_responses(404))
+@router.get("/{order_id}", responses=error_responses(404, 422))
 async def get_order(order_id: uuid.UUID, principal: OrderReader, orders: Orders) -> OrderOut:
     return OrderOut.of(await orders.get(order_id, visible_to=principal.catalog_scope))
 
 
-@router.get("/{order_id}/events", responses=error_responses(404))
+@router.get("/{order_id}/events", responses=error_responses(404, 422))
 async def order_events(order_id: uuid.UUID, principal: OrderReader, orders: Orders) -> list[OrderEventOut]:
     """Everything that happened to the order, oldest first: each status change with its reason."""
     return [
@@ -68,7 +74,7 @@ async def order_events(order_id: uuid.UUID, principal: OrderReader, orders: Orde
     ]
 
 
-@router.post("/{order_id}/cancel", responses=error_responses(404, 409))
+@router.post("/{order_id}/cancel", responses=error_responses(400, 404, 409, 422))
 async def cancel_order(
     order_id: uuid.UUID, body: CancelIn, principal: OrderReader, orders: Orders
 ) -> OrderOut:
@@ -77,7 +83,7 @@ async def cancel_order(
     return OrderOut.of(await orders.cancel(order_id, visible_to=principal.catalog_scope, reason=body.reason))
 
 
-@router.post("/{order_id}/reroute", responses=error_responses(404, 409))
+@router.post("/{order_id}/reroute", responses=error_responses(404, 409, 422))
 async def reroute_order(order_id: uuid.UUID, _: Admin, orders: Orders) -> OrderOut:
     """Operators: move an order that has not started printing away from its site, to the best other site
     (late if nothing else can); the order fails if no other site can make it at all."""

@@ -39,7 +39,7 @@ _UPLOAD_BODY = {
 }
 
 
-@router.post("", status_code=201, responses=error_responses(409, 422))
+@router.post("", status_code=201, responses=error_responses(400, 409, 422))
 async def create_part(body: PartCreate, _: Admin, catalog: Catalog) -> PartOut:
     return PartOut.of(await catalog.create_part(organization_id=body.organization_id, spec=body))
 
@@ -70,12 +70,12 @@ async def search_parts(
     return PartPageOut(items=[PartOut.of(r) for r in page.items], next_cursor=page.next_cursor)
 
 
-@router.get("/{part_id}", responses=error_responses(404))
+@router.get("/{part_id}", responses=error_responses(404, 422))
 async def get_part(part_id: uuid.UUID, principal: CatalogReader, catalog: Catalog) -> PartOut:
     return PartOut.of(await catalog.get_part(part_id, visible_to=principal.catalog_scope))
 
 
-@router.patch("/{part_id}", responses=error_responses(404, 422))
+@router.patch("/{part_id}", responses=error_responses(400, 404, 422))
 async def update_part(part_id: uuid.UUID, body: PartPatch, principal: Admin, catalog: Catalog) -> PartOut:
     return PartOut.of(await catalog.update_part(part_id, body, visible_to=principal.catalog_scope))
 
@@ -102,14 +102,14 @@ async def upload_revision(
     return RevisionOut.of(revision)
 
 
-@router.get("/{part_id}/revisions", responses=error_responses(404))
+@router.get("/{part_id}/revisions", responses=error_responses(404, 422))
 async def list_revisions(part_id: uuid.UUID, principal: CatalogReader, catalog: Catalog) -> list[RevisionOut]:
     return [
         RevisionOut.of(r) for r in await catalog.list_revisions(part_id, visible_to=principal.catalog_scope)
     ]
 
 
-@router.get("/{part_id}/revisions/{revision_id}", responses=error_responses(404))
+@router.get("/{part_id}/revisions/{revision_id}", responses=error_responses(404, 422))
 async def get_revision(
     part_id: uuid.UUID, revision_id: uuid.UUID, principal: CatalogReader, catalog: Catalog
 ) -> RevisionOut:
@@ -122,7 +122,7 @@ async def get_revision(
     "/{part_id}/revisions/{revision_id}/model",
     response_class=StreamingResponse,
     responses={
-        **error_responses(404),
+        **error_responses(404, 422),
         200: {"content": {m: {} for m in {f.media_type for f in ModelFormat}}},
     },
 )

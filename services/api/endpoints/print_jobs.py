@@ -15,7 +15,7 @@ from services.api.schemas import PrintJobIn, PrintJobOut
 router = APIRouter(prefix="/print-jobs", tags=["print jobs"])
 
 
-@router.post("", status_code=202, responses=error_responses(404, 422))
+@router.post("", status_code=202, responses=error_responses(400, 404, 422))
 async def create_print_job(body: PrintJobIn, _: Admin, printing: Printing) -> PrintJobOut:
     """Prepare a revision for a printer. The job is `waiting_geometry` until a worker has checked the model,
     chosen its orientation for the bed and sliced it (or taken the slice cache's result); then `ready`
@@ -24,7 +24,7 @@ async def create_print_job(body: PrintJobIn, _: Admin, printing: Printing) -> Pr
     return PrintJobOut.of(await printing.job_view(job.id))
 
 
-@router.get("/{job_id}", responses=error_responses(404))
+@router.get("/{job_id}", responses=error_responses(404, 422))
 async def get_print_job(job_id: uuid.UUID, _: Admin, printing: Printing) -> PrintJobOut:
     return PrintJobOut.of(await printing.job_view(job_id))
 
@@ -32,7 +32,7 @@ async def get_print_job(job_id: uuid.UUID, _: Admin, printing: Printing) -> Prin
 @router.get(
     "/{job_id}/gcode",
     response_class=StreamingResponse,
-    responses={**error_responses(404, 409), 200: {"content": {"text/x.gcode": {}}}},
+    responses={**error_responses(404, 409, 422), 200: {"content": {"text/x.gcode": {}}}},
 )
 async def download_gcode(job_id: uuid.UUID, _: Admin, printing: Printing) -> StreamingResponse:
     """The job's G-code, once it is ready."""

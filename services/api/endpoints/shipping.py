@@ -17,7 +17,7 @@ from services.shipping.timeline import Timelines
 router = APIRouter(tags=["shipping"])
 
 
-@router.get("/orders/{order_id}/shipment", responses=error_responses(404))
+@router.get("/orders/{order_id}/shipment", responses=error_responses(404, 422))
 async def order_shipment(order_id: uuid.UUID, principal: OrderReader, shipping: Shipping) -> ShipmentOut:
     """The order's parcel: courier, tracking number and status, pickup window, tracking events."""
     return await shipping.describe(await shipping.of_order(order_id, visible_to=principal.catalog_scope))
@@ -26,7 +26,7 @@ async def order_shipment(order_id: uuid.UUID, principal: OrderReader, shipping: 
 @router.get(
     "/orders/{order_id}/shipment/label",
     response_class=Response,
-    responses={**error_responses(404), 200: {"content": {"application/pdf": {}}}},
+    responses={**error_responses(404, 422), 200: {"content": {"application/pdf": {}}}},
 )
 async def shipment_label(order_id: uuid.UUID, principal: OrderReader, shipping: Shipping) -> Response:
     """The courier's shipping label (PDF), once booked."""
@@ -41,13 +41,13 @@ async def shipment_label(order_id: uuid.UUID, principal: OrderReader, shipping: 
     )
 
 
-@router.get("/orders/{order_id}/timeline", responses=error_responses(404))
+@router.get("/orders/{order_id}/timeline", responses=error_responses(404, 422))
 async def order_timeline(order_id: uuid.UUID, principal: OrderReader, shipping: Shipping) -> TimelineOut:
     """Routing, printing and shipping events of the order, oldest first, with its current ETA."""
     return await Timelines(shipping).of(order_id, visible_to=principal.catalog_scope)
 
 
-@router.post("/shipments/{shipment_id}/retry-booking", responses=error_responses(404, 409))
+@router.post("/shipments/{shipment_id}/retry-booking", responses=error_responses(404, 409, 422))
 async def retry_booking(shipment_id: uuid.UUID, _: Admin, shipping: Shipping) -> ShipmentOut:
     """Operators: book a shipment parked as `needs_attention` again (after fixing its site, say)."""
     return await shipping.describe(await shipping.retry_booking(shipment_id))
@@ -57,7 +57,7 @@ async def retry_booking(shipment_id: uuid.UUID, _: Admin, shipping: Shipping) ->
     "/partners/{partner_id}/webhook-secrets",
     status_code=201,
     tags=["accounts"],
-    responses=error_responses(404, 422),
+    responses=error_responses(400, 404, 422),
 )
 async def add_partner_secret(
     partner_id: uuid.UUID, body: PartnerSecretIn, _: Admin, secrets: PartnerSecretService
@@ -79,7 +79,7 @@ async def add_partner_secret(
     )
 
 
-@router.get("/partners/{partner_id}/webhook-secrets", tags=["accounts"], responses=error_responses(404))
+@router.get("/partners/{partner_id}/webhook-secrets", tags=["accounts"], responses=error_responses(404, 422))
 async def list_partner_secrets(
     partner_id: uuid.UUID, _: Admin, secrets: PartnerSecretService
 ) -> list[PartnerSecretOut]:

@@ -14,7 +14,7 @@ from services.factories.schemas import SiteIn, SiteStatusIn
 router = APIRouter(prefix="/sites", tags=["sites"])
 
 
-@router.post("", status_code=201, responses=error_responses(409, 422))
+@router.post("", status_code=201, responses=error_responses(400, 409, 422))
 async def create_site(body: SiteIn, _: Admin, sites: Sites) -> SiteOut:
     """Register a microfactory with its location, time zone, opening hours, courier cut-offs, transit model,
     post-processing time and printers."""
@@ -26,18 +26,18 @@ async def list_sites(_: Admin, sites: Sites) -> list[SiteOut]:
     return [SiteOut.of(view) for view in await sites.list_sites()]
 
 
-@router.get("/{site_id}", responses=error_responses(404))
+@router.get("/{site_id}", responses=error_responses(404, 422))
 async def get_site(site_id: uuid.UUID, _: Admin, sites: Sites) -> SiteOut:
     return SiteOut.of(await sites.view(site_id))
 
 
-@router.put("/{site_id}", responses=error_responses(404, 409, 422))
+@router.put("/{site_id}", responses=error_responses(400, 404, 409, 422))
 async def replace_site(site_id: uuid.UUID, body: SiteIn, _: Admin, sites: Sites) -> SiteOut:
     """Replace the site's whole definition (printers missing from the body are removed)."""
     return SiteOut.of(await sites.replace_site(site_id, body))
 
 
-@router.patch("/{site_id}/status", responses=error_responses(404, 422))
+@router.patch("/{site_id}/status", responses=error_responses(400, 404, 422))
 async def set_site_status(site_id: uuid.UUID, body: SiteStatusIn, _: Admin, sites: Sites) -> SiteOut:
     """Take a site online, pause it (no new orders) or mark it offline."""
     return SiteOut.of(await sites.set_status(site_id, body.status))

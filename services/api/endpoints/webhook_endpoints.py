@@ -20,7 +20,7 @@ from services.notifications.schemas import (
 router = APIRouter(prefix="/webhook-endpoints", tags=["webhook endpoints"])
 
 
-@router.post("", status_code=201, responses=error_responses(404, 409, 422))
+@router.post("", status_code=201, responses=error_responses(400, 404, 409, 422))
 async def register_endpoint(
     body: EndpointIn, principal: WebhookManager, webhooks: Webhooks
 ) -> EndpointWithSecretOut:
@@ -40,18 +40,18 @@ async def list_endpoints(principal: WebhookManager, webhooks: Webhooks) -> list[
     return [EndpointOut.of(e) for e in await webhooks.endpoints(scope=principal.catalog_scope)]
 
 
-@router.get("/{endpoint_id}", responses=error_responses(404))
+@router.get("/{endpoint_id}", responses=error_responses(404, 422))
 async def get_endpoint(endpoint_id: uuid.UUID, principal: WebhookManager, webhooks: Webhooks) -> EndpointOut:
     return EndpointOut.of(await webhooks.endpoint(endpoint_id, scope=principal.catalog_scope))
 
 
-@router.delete("/{endpoint_id}", status_code=204, responses=error_responses(404))
+@router.delete("/{endpoint_id}", status_code=204, responses=error_responses(404, 422))
 async def delete_endpoint(endpoint_id: uuid.UUID, principal: WebhookManager, webhooks: Webhooks) -> None:
     """Delete the endpoint and its delivery log; nothing more is sent to it."""
     await webhooks.delete(endpoint_id, scope=principal.catalog_scope)
 
 
-@router.post("/{endpoint_id}/enable", responses=error_responses(404))
+@router.post("/{endpoint_id}/enable", responses=error_responses(404, 422))
 async def enable_endpoint(
     endpoint_id: uuid.UUID, principal: WebhookManager, webhooks: Webhooks
 ) -> EndpointOut:
@@ -60,7 +60,7 @@ async def enable_endpoint(
     return EndpointOut.of(await webhooks.enable(endpoint_id, scope=principal.catalog_scope))
 
 
-@router.post("/{endpoint_id}/rotate-secret", responses=error_responses(404))
+@router.post("/{endpoint_id}/rotate-secret", responses=error_responses(404, 422))
 async def rotate_secret(
     endpoint_id: uuid.UUID, principal: WebhookManager, webhooks: Webhooks
 ) -> EndpointWithSecretOut:
