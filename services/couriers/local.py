@@ -13,6 +13,7 @@ not what Spareflow knows until a webhook says so.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -83,6 +84,12 @@ _SERVICES: tuple[TransitRule, ...] = (
 )
 _PICKUP_WINDOW = timedelta(hours=2)
 _PICKUP_DELAY = timedelta(minutes=30)
+# A driver's claim on the parcels it reports (``LocalCourier._claim``): a batch takes milliseconds per event,
+# so this is ample; a batch that outlasts it (our API answering slowly) may be reported again by another
+# driver, which the receiver's deduplication absorbs. Short, so that a killed worker's parcels move on soon.
+_DRIVE_CLAIM = timedelta(seconds=10)
+# Parcels claimed (and reported side by side) at a time.
+_DRIVE_BATCH = 20
 
 
 def tracking_number_for(idempotency_key: str) -> str:
@@ -286,33 +293,70 @@ class LocalCourier:
     async def drive(self, *, now: datetime | None = None, limit: int = 200) -> int:
         """Send every event that has come due as a signed webhook; returns how many were acknowledged.
 
-        Sent outside any transaction; what was acknowledged is recorded after. A send that fails (our API
-        down, a 5xx) is tried again on the next run: the receiver deduplicates by ``webhook-id``."""
+        Parcels are claimed in batches (``_claim``) and a batch's parcels are reported side by side, each
+        parcel's events in order. Sent outside any transaction; what was acknowledged is recorded after,
+        which ends the claim. A send that fails (our API down, a 5xx) is tried again on the next run: the
+        receiver deduplicates by ``webhook-id``."""
         url, secret = self.webhook_url, self.webhook_secret
         if url is None or secret is None:
             return 0
         now = now or utcnow()
-        async with transaction(self.sessions) as session:
-            query = (
-                select(LocalParcel)
-                .where(col(LocalParcel.next_due_at) <= now)
-                .order_by(col(LocalParcel.next_due_at))
-                .limit(limit)
-            )
-            due = list((await session.exec(query)).all())
         acknowledged = 0
-        for parcel in due:
-            reported = parcel.reported
-            for index, entry in enumerate(parcel.plan[reported:], start=reported):
-                if datetime.fromisoformat(entry["at"]) > now or not await self._report(
-                    parcel, index, entry, url, secret
-                ):
-                    break
-                reported = index + 1
-            acknowledged += reported - parcel.reported
-            if reported != parcel.reported:
-                await self._record(parcel.tracking_number, reported)
+        driven: set[str] = set()
+        while len(driven) < limit:
+            batch = await self._claim(now=now, limit=min(_DRIVE_BATCH, limit - len(driven)), skip=driven)
+            if not batch:
+                break
+            driven.update(parcel.tracking_number for parcel in batch)
+            sent = await asyncio.gather(*(self._drive(parcel, now, url, secret) for parcel in batch))
+            acknowledged += sum(sent)
         return acknowledged
+
+    async def _claim(self, *, now: datetime, limit: int, skip: set[str]) -> list[LocalParcel]:
+        """Due parcels, claimed for this driver until ``now + _DRIVE_CLAIM``.
+
+        The cron that drives the courier ticks every second on whichever worker is free, and a run can take
+        longer than that, so drivers overlap. Without a claim each would post every due event, and runs
+        taking longer under that load would pile up in the queue. A claimed parcel's ``next_due_at`` lies
+        past the claim, so other drivers pass it by; recording what was acknowledged sets it back to the
+        next event's time. A driver that dies leaves its parcels to come due again when the claim lapses.
+
+        One UPDATE picks and claims: PostgreSQL skips rows another driver is claiming, and the UPDATE's own
+        condition re-checks each row; on SQLite the statement takes the database's write lock first.
+        """
+        due = (
+            select(LocalParcel.tracking_number)
+            .where(col(LocalParcel.next_due_at) <= now, col(LocalParcel.tracking_number).not_in(skip))
+            .order_by(col(LocalParcel.next_due_at))
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        claim = (
+            sa.update(LocalParcel)
+            .where(col(LocalParcel.tracking_number).in_(due), col(LocalParcel.next_due_at) <= now)
+            .values(next_due_at=now + _DRIVE_CLAIM)
+            .returning(col(LocalParcel.tracking_number))
+            .execution_options(synchronize_session=False)
+        )
+        async with transaction(self.sessions) as session:
+            numbers = list((await session.exec(claim)).scalars())
+            if not numbers:
+                return []
+            query = select(LocalParcel).where(col(LocalParcel.tracking_number).in_(numbers))
+            return list((await session.exec(query)).all())
+
+    async def _drive(self, parcel: LocalParcel, now: datetime, url: str, secret: str) -> int:
+        """Report the parcel's events due by ``now``, in order, up to the first not acknowledged; record how
+        far it got (which also ends the claim). Returns how many were acknowledged."""
+        reported = parcel.reported
+        for index, entry in enumerate(parcel.plan[reported:], start=reported):
+            if datetime.fromisoformat(entry["at"]) > now or not await self._report(
+                parcel, index, entry, url, secret
+            ):
+                break
+            reported = index + 1
+        await self._record(parcel.tracking_number, reported)
+        return reported - parcel.reported
 
     async def _report(
         self, parcel: LocalParcel, index: int, entry: dict[str, Any], url: str, secret: str

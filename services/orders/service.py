@@ -376,6 +376,7 @@ class OrderService:
                             demand,
                             revision,
                             {uuid.UUID(s) for s in sites} - {uuid.UUID(s) for s in exclude},
+                            also_lock={order.site_id} if order.site_id is not None else set(),
                             snapshot_on_time=decision.best.on_time,
                             accept_late=accept_late,
                             exclude=exclude,
@@ -394,12 +395,17 @@ class OrderService:
         revision: PartRevision,
         site_ids: set[uuid.UUID],
         *,
+        also_lock: set[uuid.UUID],
         snapshot_on_time: bool,
         accept_late: bool,
         exclude: frozenset[str],
         final: bool,
     ) -> _Placement:
-        await self.routing.lock_sites(site_ids)
+        # A routed order being moved (``also_lock``: its current site) writes to that site's rows too: the
+        # order's row, changed earlier in the transaction, re-checks its foreign key to the site on the next
+        # update (a KEY SHARE lock). Taken after these locks, that lock waits for a placement that holds the
+        # site while it waits for ours: a deadlock. So it is locked here with the others, in id order.
+        await self.routing.lock_sites(site_ids | also_lock)
         states, printers = await load_sites(self.routing, now=demand.now, site_ids=site_ids)
         demand = await self._with_minutes_for(demand, revision, printers.values())
         decision = route(
