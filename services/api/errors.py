@@ -81,9 +81,10 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 # SQLSTATE classes in which the database, not the request, failed: connection exceptions (08), operator
-# intervention shutting a server down or not yet accepting (57P01-57P03) and insufficient resources (53:
-# too many connections, out of memory or disk).
-_UNAVAILABLE_SQLSTATES = ("08", "57P", "53")
+# intervention shutting a server down or not yet accepting (57P01-57P03), insufficient resources (53:
+# too many connections, out of memory or disk) and a transaction the server rolled back (40: a deadlock or
+# a serialization failure; nothing was committed, and the same request can succeed when retried).
+_UNAVAILABLE_SQLSTATES = ("08", "57P", "53", "40")
 
 
 def _database_went_away(exc: sa_exc.DBAPIError) -> bool:
