@@ -7,7 +7,6 @@ starts an embedded Redis on a unix socket there. Production sets ``database_url`
 
 from __future__ import annotations
 
-from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -205,26 +204,26 @@ class Settings(BaseSettings):
         "serves its own at /metrics on the API port.",
     )
 
-    @cached_property
+    @property
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'spareflow.db').resolve()}"
 
-    @cached_property
+    @property
     def resolved_blob_dir(self) -> Path:
         return (self.blob_dir or self.data_dir / "blobs").resolve()
 
-    @cached_property
+    @property
     def staging_dir(self) -> Path:
         """Uploads land here first; it sits beside the blobs so a finished upload is a rename, not a copy."""
         return self.resolved_blob_dir / ".staging"
 
-    @cached_property
+    @property
     def slicer_cache_dir(self) -> Path:
         return (self.data_dir / "slicer-cache").resolve()
 
-    @cached_property
+    @property
     def resolved_cura_resources_dir(self) -> Path | None:
         candidates = [
             self.cura_resources_dir,

@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy.engine import make_url
 
 from parts_catalog.sqltypes import utcnow
 from services.accounts.models import Role
@@ -31,6 +32,11 @@ async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://spareflow.test") as http:
             yield http
+
+
+def asyncpg_dsn(url: str) -> str:
+    """A SQLAlchemy PostgreSQL URL as a plain asyncpg DSN, for the tests' own connections outside any pool."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def bearer(token: str) -> dict[str, str]:

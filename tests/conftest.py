@@ -24,7 +24,7 @@ from services.config import Settings
 from services.db import create_engine
 from services.migrate import upgrade
 from tests import tally
-from tests.builders import app_client
+from tests.builders import app_client, asyncpg_dsn
 from tests.peers import KarrioPeer, karrio_server
 
 POSTGRES_URL = os.environ.get(
@@ -35,14 +35,10 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 BACKENDS = ["sqlite", "postgresql"]
 
 
-def _asyncpg_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 @pytest.fixture(scope="session")
 async def postgresql_url() -> AsyncIterator[str]:
     name = f"spareflow_test_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = await asyncpg.connect(_asyncpg_dsn(POSTGRES_URL))
+    admin = await asyncpg.connect(asyncpg_dsn(POSTGRES_URL))
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
         url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)

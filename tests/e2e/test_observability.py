@@ -68,13 +68,7 @@ async def test_ready_when_the_database_and_redis_answer(client: httpx.AsyncClien
 @pytest.mark.parametrize("migrated_url", ["postgresql"], indirect=True)
 async def test_not_ready_names_the_dependency_that_does_not_answer(settings: Settings) -> None:
     # Nothing listens on port 1: the database is down while the process and Redis are fine.
-    # Built afresh: a model_copy would keep the original's cached resolved_database_url.
-    down = Settings(
-        data_dir=settings.data_dir,
-        database_url="postgresql+asyncpg://postgres@127.0.0.1:1/spareflow",
-        redis_url=settings.redis_url,
-        queue_name=settings.queue_name,
-    )
+    down = settings.model_copy(update={"database_url": "postgresql+asyncpg://postgres@127.0.0.1:1/spareflow"})
     async with app_client(down) as client:
         answer = await client.get("/ready")
         alive = await client.get("/health")

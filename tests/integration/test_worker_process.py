@@ -4,15 +4,13 @@ check a probe runs beside it (``spareflow worker --check``), which fails once th
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from services.config import Settings
-from tests.reliability.chaos import WORKER_COMMAND, ServiceProcess, free_port, service_env
+from tests.reliability.chaos import WORKER_COMMAND, ServiceProcess, free_port, service_env, wait_until
 
 pytestmark = pytest.mark.parametrize("migrated_url", ["postgresql"], indirect=True)
 
@@ -20,15 +18,15 @@ START_TIMEOUT_S = 30.0
 LEASE_S = 2.0  # the health check's period too: a dead worker's check fails within it, plus a second
 
 
-def liveness(env: dict[str, str]) -> int:
-    return subprocess.run([*WORKER_COMMAND, "--check"], env=env, capture_output=True, timeout=30).returncode
-
-
-async def until(condition: object, what: str, timeout_s: float = START_TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not await asyncio.to_thread(condition):  # type: ignore[arg-type]
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.2)
+async def liveness(env: dict[str, str]) -> int:
+    checked = await asyncio.create_subprocess_exec(
+        *WORKER_COMMAND,
+        "--check",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    return await asyncio.wait_for(checked.wait(), 30)
 
 
 async def test_worker_serves_metrics_and_its_liveness_check_follows_it(
@@ -37,23 +35,26 @@ async def test_worker_serves_metrics_and_its_liveness_check_follows_it(
     port = free_port()
     env = service_env(settings, job_lease_s=LEASE_S, worker_metrics_port=port, api_host="127.0.0.1")
     worker = ServiceProcess("worker", WORKER_COMMAND, env, tmp_path)
-    assert liveness(env) == 1  # no worker yet
+    assert await liveness(env) == 1  # no worker yet
 
-    await worker.start()
-    try:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
 
-        def scraped() -> bool:
+        async def scraped() -> bool:
             try:
-                return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).status_code == 200
+                return (await client.get("/metrics")).status_code == 200
             except httpx.TransportError:
                 return False
 
-        await until(scraped, "the worker's metrics port")
-        await until(lambda: liveness(env) == 0, "the worker's first health check")
-        async with httpx.AsyncClient(timeout=5) as client:
-            text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
-    finally:
-        await worker.kill()
+        async def alive() -> bool:
+            return await liveness(env) == 0
+
+        await worker.start()
+        try:
+            assert await wait_until(scraped, within=START_TIMEOUT_S), "the worker's metrics port"
+            assert await wait_until(alive, within=START_TIMEOUT_S), "the worker's first health check"
+            text = (await client.get("/metrics")).text
+        finally:
+            await worker.kill()
 
     # The worker's own counters, at 0 before anything went wrong (alerts on a rate need the series).
     assert (
@@ -61,5 +62,9 @@ async def test_worker_serves_metrics_and_its_liveness_check_follows_it(
         in text
     )
     assert "spareflow_lease_expiries_total 0.0" in text
+
     # SIGKILLed: nothing cleaned up, and still the check fails once the worker's last word lapses.
-    await until(lambda: liveness(env) == 1, "the check to notice the dead worker", timeout_s=LEASE_S + 5)
+    async def dead() -> bool:
+        return await liveness(env) == 1
+
+    assert await wait_until(dead, within=LEASE_S + 5), "the check to notice the dead worker"

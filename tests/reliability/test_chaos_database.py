@@ -59,7 +59,7 @@ from services.config import Settings
 from services.db import APPLICATION_NAME, create_engine, session_factory
 from services.idempotency.store import IdempotencyKeyInFlight, IdempotencyStore, StoredResponse
 from tests import tally
-from tests.builders import HAMBURG, app_client, bearer, make_key, make_shop, order_body
+from tests.builders import HAMBURG, app_client, asyncpg_dsn, bearer, make_key, make_shop, order_body
 from tests.tally import Tally
 
 pytestmark = [
@@ -120,11 +120,6 @@ PRINTERS = [
 @pytest.fixture
 def chaos_settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"idempotency_lock_timeout_s": LOCK_TIMEOUT_S})
-
-
-def _asyncpg_dsn(url: str) -> str:
-    """A plain asyncpg connection for the test's own hands, outside the API's pool."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 @dataclass
@@ -309,7 +304,7 @@ async def _technician(
 
 async def _chaos(url: str, stop: asyncio.Event, ledger: Ledger, rng: random.Random) -> None:
     """Terminate every connection of the API's pool, round after round, until told to stop."""
-    killer = await asyncpg.connect(_asyncpg_dsn(url), server_settings={"application_name": "spareflow-chaos"})
+    killer = await asyncpg.connect(asyncpg_dsn(url), server_settings={"application_name": "spareflow-chaos"})
     try:
         while ledger.kill_rounds < KILL_ROUNDS:
             try:
@@ -544,7 +539,7 @@ async def test_a_connection_that_dies_in_the_commit_releases_the_key(
     body = order_body("BR-1")
     body["destination"]["address"]["lines"] = ["Werkstrasse 1", DIE_AT_COMMIT]
     headers = {**bearer(shop["tech"]), "Idempotency-Key": str(uuid.uuid4())}
-    admin = await asyncpg.connect(_asyncpg_dsn(settings.resolved_database_url))
+    admin = await asyncpg.connect(asyncpg_dsn(settings.resolved_database_url))
     try:
         await admin.execute(INSTALL_DEATH)
         died = await client.post("/orders", json=body, headers=headers)
@@ -601,7 +596,6 @@ async def test_an_unreachable_database_answers_503(settings: Settings) -> None:
     # A loopback port that is bound but not listening: connecting is refused, as with a server that is down.
     with socket.socket() as nobody:
         nobody.bind(("127.0.0.1", 0))
-        # From the field: model_copy would carry a resolved_database_url already computed (a cached_property).
         assert settings.database_url is not None
         url = make_url(settings.database_url).set(port=nobody.getsockname()[1])
         down = settings.model_copy(update={"database_url": url.render_as_string(hide_password=False)})

@@ -49,7 +49,6 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from services.api.background import serve_in_background
 from services.config import Settings
 from tests import tally
 from tests.builders import make_shop
@@ -59,7 +58,6 @@ from tests.reliability.chaos import (
     PRINTERS,
     REAP_TIMEOUT_S,
     SITES,
-    WORKER_COMMAND,
     JobEvent,
     Placements,
     ServiceProcess,
@@ -73,7 +71,6 @@ from tests.reliability.chaos import (
     job_events,
     log_lines,
     place_orders,
-    service_env,
     wait_until,
 )
 from tests.tally import Tally
@@ -171,24 +168,6 @@ async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
 @pytest.fixture
 def settings(settings: Settings, tmp_path: Path, redis_server: RedisServer) -> Settings:
     return flow_settings(settings, tmp_path, redis_url=redis_server.url, job_lease_s=2.0)
-
-
-@pytest.fixture
-async def served(settings: Settings) -> AsyncIterator[Settings]:
-    async with serve_in_background(settings, settings.redis_url) as base_url:
-        yield settings.model_copy(update={"public_base_url": base_url})
-
-
-@pytest.fixture
-async def workers(served: Settings, tmp_path: Path) -> AsyncIterator[Supervisor]:
-    env = service_env(served)
-    supervisor = Supervisor(
-        [ServiceProcess(f"worker-{n}", WORKER_COMMAND, env, tmp_path) for n in range(WORKERS)]
-    )
-    try:
-        yield supervisor
-    finally:
-        await supervisor.stop()
 
 
 @dataclass

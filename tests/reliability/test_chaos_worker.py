@@ -37,13 +37,11 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from services.api.background import serve_in_background
 from services.config import Settings
 from tests import tally
 from tests.builders import make_shop
@@ -52,9 +50,7 @@ from tests.reliability.chaos import (
     HTTP_TIMEOUT_S,
     PRINTERS,
     SITES,
-    WORKER_COMMAND,
     Placements,
-    ServiceProcess,
     Supervisor,
     all_delivered,
     audit,
@@ -67,7 +63,6 @@ from tests.reliability.chaos import (
     place_orders,
     run_crons,
     seconds_summary,
-    service_env,
     wait_until,
     working,
 )
@@ -99,25 +94,6 @@ SETTLE_TIMEOUT_S = 45.0
 @pytest.fixture
 def settings(settings: Settings, tmp_path: Path) -> Settings:
     return flow_settings(settings, tmp_path, job_lease_s=JOB_LEASE_S)
-
-
-@pytest.fixture
-async def served(settings: Settings) -> AsyncIterator[Settings]:
-    """The API on a loopback port; the settings tell the workers' courier where to post."""
-    async with serve_in_background(settings, settings.redis_url) as base_url:
-        yield settings.model_copy(update={"public_base_url": base_url})
-
-
-@pytest.fixture
-async def workers(served: Settings, tmp_path: Path) -> AsyncIterator[Supervisor]:
-    env = service_env(served)
-    supervisor = Supervisor(
-        [ServiceProcess(f"worker-{n}", WORKER_COMMAND, env, tmp_path) for n in range(WORKERS)]
-    )
-    try:
-        yield supervisor
-    finally:
-        await supervisor.stop()
 
 
 async def chaos(supervisor: Supervisor, kills: list[tuple[str, int, float]], rng: random.Random) -> None:

@@ -10,10 +10,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from parts_catalog.sqltypes import utcnow
 from services.api.deps import Resources
+from services.db import CONNECTION_ERRORS
 from services.observability.state import read_state, render
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger(__name__)
+# What the error handlers answer 503 for, plus any other database error: a scrape must not fail for it.
+_DATABASE_DOWN: tuple[type[Exception], ...] = (SQLAlchemyError, *CONNECTION_ERRORS)
 
 
 @router.get("/metrics", response_class=Response, include_in_schema=False)
@@ -23,7 +26,7 @@ async def metrics(resources: Resources) -> Response:
             await read_state(resources.sessions, resources.queue, resources.settings.queue_name, utcnow())
         )
         up = 1
-    except (SQLAlchemyError, OSError) as exc:
+    except _DATABASE_DOWN as exc:
         # The process's own series still say something useful while the database is away.
         log.warning("platform state unavailable for /metrics: %s", exc)
         state, up = CollectorRegistry(), 0
