@@ -207,10 +207,10 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 ALWAYS_OPEN = {day: [{"open": "00:00", "close": "00:00"}] for day in WEEKDAYS}
 
 
-def daily_pickup() -> dict[str, str]:
+def daily_pickup(hours_from_now: float = 3) -> dict[str, str]:
     """A courier pickup every day, three hours from now (UTC). With a fixed hour, an order placed shortly
     before it would miss that day's pickup and the test's promises would hinge on when the suite runs."""
-    at = (utcnow() + timedelta(hours=3)).strftime("%H:%M")
+    at = (utcnow() + timedelta(hours=hours_from_now)).strftime("%H:%M")
     return dict.fromkeys(WEEKDAYS, at)
 
 
@@ -222,15 +222,8 @@ NORDERSTEDT = (53.6990, 10.0100)
 
 def factory_body(slug: str, at: tuple[float, float], **overrides: Any) -> dict[str, Any]:
     """A round-the-clock FDM site at ``at`` (lat, lon), one printer with PETG loaded."""
-    return site_body(
-        slug,
-        latitude=at[0],
-        longitude=at[1],
-        timezone="UTC",
-        opening_hours=ALWAYS_OPEN,
-        courier_cutoffs=daily_pickup(),
-        **overrides,
-    )
+    defaults = {"timezone": "UTC", "opening_hours": ALWAYS_OPEN, "courier_cutoffs": daily_pickup()}
+    return site_body(slug, latitude=at[0], longitude=at[1], **{**defaults, **overrides})
 
 
 async def make_factory(

@@ -20,9 +20,13 @@ from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
 import services.models  # noqa: F401  (all tables on the metadata)
+from parts_catalog.storage import LocalBlobStore
 from services.config import Settings
-from services.db import create_engine
+from services.db import create_engine, session_factory
 from services.migrate import upgrade
+from services.orders.reoptimize import OpenOrders
+from services.orders.service import order_transaction
+from services.routing.snapshot import SnapshotCache
 from tests import tally
 from tests.builders import app_client, asyncpg_dsn
 from tests.peers import KarrioPeer, karrio_server
@@ -125,3 +129,15 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.section("chaos and fuzz counts")
         for recorded in tally.RECORDED:
             terminalreporter.write_line(recorded.line())
+
+
+@pytest.fixture
+async def orders_in(settings: Settings) -> AsyncIterator[OpenOrders]:
+    """OrderService in transactions of its own, as the worker's jobs use it."""
+    engine = create_engine(settings.resolved_database_url)
+    sessions, blobs = session_factory(engine), LocalBlobStore(settings.resolved_blob_dir)
+    snapshots = SnapshotCache(max_age_s=0)
+    yield lambda: order_transaction(
+        sessions, None, blobs, archive_limits=settings.archive_limits, snapshots=snapshots
+    )
+    await engine.dispose()

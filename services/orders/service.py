@@ -82,6 +82,12 @@ MAX_ALTERNATIVES = 3
 # The re-optimiser's price of an hour of lateness, in courier-cost units (the router's value of an hour).
 LATENESS_WEIGHT = 1.0
 ATTEMPTS = 4
+# How far an order's recomputed ETA may pass its promise before the watchdog calls it at risk, and how much
+# earlier a new site must deliver for the watchdog to move it there. The ETA is recomputed from the same
+# inputs as the promise, so an order on schedule matches it exactly; the tolerance absorbs a slot that
+# slid by the seconds between placing and the first claim, and promises stored before distances were kept
+# unrounded. Minutes late are not worth a customer alert or a move to another city.
+ETA_TOLERANCE = timedelta(minutes=5)
 S = OrderStatus
 
 
@@ -173,7 +179,9 @@ def quote_out(quote: Quote, printers: Mapping[str, PrinterInfo]) -> QuoteOut:
         ready_at=quote.ready_at,
         pickup_at=quote.pickup_at,
         delivery_at=quote.delivery_at,
-        distance_km=round(quote.distance_km, 3),
+        # Unrounded: the SLA watchdog recomputes the ETA from it, and a rounded distance made about half of
+        # all orders a few milliseconds "late" against a promise computed from the exact one.
+        distance_km=quote.distance_km,
         courier_cost=round(quote.cost, 2),
         on_time=quote.on_time,
         breakdown=BreakdownOut(
@@ -326,11 +334,16 @@ class OrderService:
         now: datetime,
         accept_late: bool,
         exclude: frozenset[str] = frozenset(),
+        deadline: datetime | None = None,
     ) -> _Placement:
-        """``_choose``, timed (``spareflow_routing_seconds``) by outcome: routed or the refusal's code."""
+        """``_choose``, timed (``spareflow_routing_seconds``) by outcome: routed or the refusal's code.
+
+        ``deadline``: deliver by then, if earlier than the order's need-by (on time means by both)."""
         started, outcome = time.perf_counter(), "error"
         try:
-            placement = await self._choose(order, revision, now=now, accept_late=accept_late, exclude=exclude)
+            placement = await self._choose(
+                order, revision, now=now, accept_late=accept_late, exclude=exclude, deadline=deadline
+            )
             outcome = "routed"
             return placement
         except DomainError as exc:
@@ -347,12 +360,15 @@ class OrderService:
         now: datetime,
         accept_late: bool,
         exclude: frozenset[str],
+        deadline: datetime | None,
     ) -> _Placement:
         """Choose and lock a quote (module docstring). The caller reserves it in the same transaction."""
         await self.routing.serialize_writes()
         snapshot = await self.snapshots.get(self.routing, now=now)
         minutes = await self.print_minutes(revision, snapshot.printers.values())
         demand = self.demand_for(order, revision, snapshot, now=now, print_minutes=minutes)
+        if deadline is not None and deadline < demand.need_by:
+            demand = replace(demand, need_by=deadline)
         fresh = False
         for attempt in range(ATTEMPTS):
             decision = route(
@@ -542,6 +558,7 @@ class OrderService:
         on_time_only: bool = False,
         visible_to: uuid.UUID | None = None,
         print_lost: bool = False,
+        improve_on: datetime | None = None,
     ) -> Order | None:
         """Route an unstarted order again, away from its current site.
 
@@ -549,6 +566,9 @@ class OrderService:
         watchdog's way); otherwise it takes the best delivery there is, late or not, and fails when no
         other site can make it at all (a site went offline, a job failed there: staying is no option).
         ``print_lost``: its print job failed at the site, so an order that was printing moves too.
+        ``improve_on``: the order's current ETA where it is; with ``on_time_only`` it moves only to a promise
+        earlier than that by more than ``ETA_TOLERANCE`` (the watchdog's way: the router's choice among the
+        sites that make that deadline, not any site that still meets need-by).
 
         Returns:
             The order, or None when it had nothing to re-route (started, finished, or no better site).
@@ -566,6 +586,7 @@ class OrderService:
                 now=now,
                 accept_late=not on_time_only,
                 exclude=frozenset({str(order.site_id)}),
+                deadline=improve_on - ETA_TOLERANCE if improve_on is not None else None,
             )
         except (SlaUnachievable, NoCapableSite) as exc:
             if on_time_only:
@@ -648,7 +669,8 @@ class OrderService:
 
     async def watch(self, order_id: uuid.UUID, *, now: datetime | None = None) -> WatchOutcome:
         """The SLA watchdog's check of one order: recompute its ETA, flag it at risk when the ETA passes the
-        promise, and move it to a site that can still meet its need-by time when there is one."""
+        promise by more than ``ETA_TOLERANCE``, and move it to a site that still meets its need-by time and
+        delivers earlier than the ETA where it is (``reroute``'s ``improve_on``), when there is one."""
         now = now or utcnow()
         order = await self.repo.order(order_id, for_update=True)
         if order is None or order.status not in UNSTARTED or order.promised_delivery_at is None:
@@ -657,7 +679,7 @@ class OrderService:
         if eta is None:
             return WatchOutcome(flagged=False, rerouted=False)
         order.eta = eta
-        if eta <= order.promised_delivery_at:
+        if eta <= order.promised_delivery_at + ETA_TOLERANCE:
             await self.session.flush()
             return WatchOutcome(flagged=False, rerouted=False)
         flagged = False
@@ -671,7 +693,9 @@ class OrderService:
             )
             flagged = True
         await self.session.flush()
-        rerouted = await self.reroute(order.id, reason="sla_at_risk", now=now, on_time_only=True)
+        rerouted = await self.reroute(
+            order.id, reason="sla_at_risk", now=now, on_time_only=True, improve_on=eta
+        )
         return WatchOutcome(flagged=flagged, rerouted=rerouted is not None)
 
     async def current_eta(self, order: Order, *, now: datetime) -> datetime | None:
@@ -703,7 +727,8 @@ class OrderService:
         self, order_id: uuid.UUID, site_id: str, *, min_gain: float, now: datetime
     ) -> Order | None:
         """Re-route an unstarted order to one site, if the fresh quote there beats its current promise's
-        ``merit`` by ``min_gain``. None: not moved."""
+        ``merit`` by ``min_gain`` without delivering later than the order is now heading for (the later of
+        its promise and its ETA). None: not moved."""
         order = await self.repo.order(order_id, for_update=True)
         if (
             order is None
@@ -719,12 +744,15 @@ class OrderService:
             placement = await self._route(order, revision, now=now, accept_late=True, exclude=others)
         except (SlaUnachievable, NoCapableSite):
             return None
-        eta = order.eta or placement.quote.delivery_at
+        quote = placement.quote
+        eta = order.eta or quote.delivery_at
+        # A move the order does not need never delivers later than it is heading for: the customer plans
+        # around the promise, and the watchdog, which moves an order only to an earlier delivery, would
+        # otherwise be undone here and move it out again (the two would take turns with it).
+        if quote.delivery_at > max(eta, order.promised_delivery_at or eta):
+            return None
         current = merit(order.routing["quote"]["courier_cost"], eta, order.need_by, now=now)
-        if (
-            current - merit(placement.quote.cost, placement.quote.delivery_at, order.need_by, now=now)
-            < min_gain
-        ):
+        if current - merit(quote.cost, quote.delivery_at, order.need_by, now=now) < min_gain:
             return None
         await self._reassign(order, revision, placement, reason="reoptimized", now=now)
         return order

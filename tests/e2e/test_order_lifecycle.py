@@ -1,22 +1,15 @@
 """An order's life after routing: preparation moves it along, a site going offline or a failed job moves it
-elsewhere, the SLA watchdog flags and re-routes late orders."""
+elsewhere (the SLA watchdog's moves: ``test_sla_watchdog``)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 
-from parts_catalog.sqltypes import utcnow
-from parts_catalog.storage import LocalBlobStore
 from services.config import Settings
-from services.db import create_engine, session_factory
-from services.orders.service import WatchOutcome, order_transaction
-from services.routing.snapshot import SnapshotCache
 from tests.builders import (
     BREMEN,
     HAMBURG,
@@ -113,59 +106,6 @@ async def test_operators_can_reroute_and_finished_orders_cannot_be(
     again = await client.post(f"/orders/{order['id']}/reroute", headers=bearer(shop["admin"]))
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "invalid_order_transition"
-
-
-@pytest.fixture
-async def orders_in(settings: Settings) -> AsyncIterator[Any]:
-    """OrderService in transactions of its own, as the worker's jobs use it."""
-    engine = create_engine(settings.resolved_database_url)
-    sessions, blobs = session_factory(engine), LocalBlobStore(settings.resolved_blob_dir)
-    snapshots = SnapshotCache(max_age_s=0)
-    yield lambda: order_transaction(
-        sessions, None, blobs, archive_limits=settings.archive_limits, snapshots=snapshots
-    )
-    await engine.dispose()
-
-
-async def test_the_watchdog_flags_a_late_order_and_moves_it_where_it_can_still_make_it(
-    client: httpx.AsyncClient, shop: dict[str, Any], orders_in: Any
-) -> None:
-    order = await _order(client, shop)
-    order_id = uuid.UUID(order["id"])
-    async with orders_in() as orders:
-        assert await orders.watch(order_id) == WatchOutcome(flagged=False, rerouted=False)  # on schedule
-    assert (await _get(client, shop, order["id"]))["status"] == "routed"
-
-    # 20 hours later Hamburg has still not started it: its ETA slid by 20 hours, past the promise, while
-    # Bremen can still deliver within the 48 h.
-    later = utcnow() + timedelta(hours=20)
-    async with orders_in() as orders:
-        outcome = await orders.watch(order_id, now=later)
-    assert outcome.flagged
-    assert outcome.rerouted
-    moved = await _get(client, shop, order["id"])
-    assert moved["routing"]["quote"]["site_slug"] == "bremen"
-    assert moved["routing"]["quote"]["on_time"] is True
-    assert await _statuses(client, shop, order["id"]) == ["received", "routed", "at_risk", "rerouted"]
-
-
-async def test_the_watchdog_leaves_an_at_risk_order_where_no_site_can_save_it(
-    client: httpx.AsyncClient, shop: dict[str, Any], orders_in: Any
-) -> None:
-    order = await _order(client, shop)
-    order_id = uuid.UUID(order["id"])
-    # 47 hours on, nobody can deliver within the remaining hour: flag it, keep it.
-    later = utcnow() + timedelta(hours=47)
-    async with orders_in() as orders:
-        outcome = await orders.watch(order_id, now=later)
-    assert outcome.flagged
-    assert not outcome.rerouted
-    current = await _get(client, shop, order["id"])
-    assert current["status"] == "at_risk"
-    assert current["eta"] > current["promised_delivery_at"]
-    async with orders_in() as orders:
-        again = await orders.watch(order_id, now=later)
-    assert not again.flagged  # flagged once, not on every run
 
 
 async def test_a_failed_print_job_moves_the_order_to_another_site(
