@@ -1,6 +1,7 @@
 """Which order events customers receive, what their webhook body looks like, and the publisher's job name.
 
-Kept free of services imports beyond the order tables: ``services.orders.service`` imports this module.
+Kept free of services imports beyond the order tables and what customers see of them
+(``services.orders.audience``): ``services.orders.service`` imports this module.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from services.orders.audience import Audience, visible_data
 from services.orders.models import Order, OrderEvent
 
 # The publisher's job (workers.jobs.notifications), woken after an event of a published kind commits.
@@ -64,7 +66,7 @@ def payload_of(event: OrderEvent, order: Order, event_type: EventType) -> dict[s
                 "from_status": event.from_status.value if event.from_status else None,
                 "to_status": event.to_status.value if event.to_status else None,
                 "reason": event.reason,
-                "data": event.data,
+                "data": visible_data(event.kind, event.data, Audience.CUSTOMER),
             },
         },
     }

@@ -9,7 +9,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from parts_catalog.schemas import Material
-from services.orders.models import Order
+from services.orders.audience import Audience, visible_data
+from services.orders.models import Order, OrderEvent
 from services.orders.states import OrderStatus
 
 Line = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
@@ -210,14 +211,26 @@ class OrderPageOut(BaseModel):
 
 
 class OrderEventOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
     at: datetime
     kind: str
     from_status: OrderStatus | None
     to_status: OrderStatus | None
     reason: str | None
-    data: dict[str, Any]
+    data: dict[str, Any] = Field(
+        description="Operators see the full record; an organization's technicians see the fields meant "
+        "for customers (the promise, the parcel, the measured weight), never a site's internal report"
+    )
+
+    @classmethod
+    def seen_by(cls, event: OrderEvent, audience: Audience) -> OrderEventOut:
+        return cls(
+            at=event.at,
+            kind=event.kind,
+            from_status=event.from_status,
+            to_status=event.to_status,
+            reason=event.reason,
+            data=visible_data(event.kind, event.data, audience),
+        )
 
 
 class CancelIn(BaseModel):

@@ -42,11 +42,13 @@ from services.errors import DomainError, InvalidRequest, NotFound
 from services.notifications.events import PUBLISH_ORDER_EVENTS, PUBLISHED_KINDS
 from services.observability.logs import bind
 from services.observability.metrics import ROUTING_SECONDS
+from services.orders.audience import Audience
 from services.orders.models import Order, OrderEvent, PrinterReservation
 from services.orders.repository import OrderRepository
 from services.orders.schemas import (
     BreakdownOut,
     EarliestOut,
+    OrderEventOut,
     OrderIn,
     QuoteOut,
     RoutingOut,
@@ -510,9 +512,11 @@ class OrderService:
             raise NotFound("no such order", code="order_not_found", details={"order_id": str(order_id)})
         return order
 
-    async def events(self, order_id: uuid.UUID, *, visible_to: uuid.UUID | None) -> list[OrderEvent]:
+    async def events(self, order_id: uuid.UUID, *, visible_to: uuid.UUID | None) -> list[OrderEventOut]:
+        """The order's events as ``visible_to`` may see them (``services.orders.audience``)."""
         await self.get(order_id, visible_to=visible_to)
-        return list(await self.repo.events(order_id))
+        audience = Audience.scoped_to(visible_to)
+        return [OrderEventOut.seen_by(e, audience) for e in await self.repo.events(order_id)]
 
     async def page(
         self,
@@ -633,7 +637,11 @@ class OrderService:
                 self._move(order, S.PRINTING, at=now, data=data)
         elif status is PrintJobStatus.DONE:
             if order.status is S.PRINTING:
-                self._move(order, S.PRINTED, at=now, data=job.completion or {})
+                # The site's report for operators, without the lease token's hash and the request's
+                # fingerprint, which only the print job's own idempotency check needs.
+                completion = job.completion or {}
+                report = {k: completion.get(k) for k in ("fence", "part_weight_g", "qa_checks", "notes")}
+                self._move(order, S.PRINTED, at=now, data={"print_job_id": str(job.id), **report})
                 enqueue_shipping(self.session, order.id)
         elif status is PrintJobStatus.FAILED:
             if job.failure_code == "revision_rejected":

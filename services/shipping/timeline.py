@@ -6,16 +6,24 @@ import uuid
 from typing import Any
 
 from services.factories.repository import FactoryJobRepository
+from services.orders.audience import Audience, visible_data
 from services.orders.models import OrderEvent
+from services.printing.models import LeaseOutcome
 from services.shipping.schemas import Source, TimelineEntry, TimelineOut
 from services.shipping.service import ShippingService
 
 _PRINTING = frozenset({"printing", "printed"})
 _SHIPPING = frozenset({"shipment_booked", "shipped", "delivered", "needs_attention", "attention_cleared"})
+# How a claim of the print job ended, told without the lease's fence and the reason the site wrote.
+_LEASE_END_FOR_CUSTOMERS = {
+    LeaseOutcome.COMPLETED: "printing finished",
+    LeaseOutcome.FAILED: "printing failed at the site",
+    LeaseOutcome.EXPIRED: "printing interrupted: the site stopped reporting",
+    LeaseOutcome.CANCELLED: "printing withdrawn",
+}
 
 
-def _summary(event: OrderEvent) -> str:
-    data: dict[str, Any] = event.data or {}
+def _summary(event: OrderEvent, data: dict[str, Any]) -> str:
     match event.kind:
         case "routed" | "rerouted":
             promised = data.get("promised_delivery_at")
@@ -48,46 +56,54 @@ class Timelines:
 
     async def of(self, order_id: uuid.UUID, *, visible_to: uuid.UUID | None) -> TimelineOut:
         order = await self.orders.get(order_id, visible_to=visible_to)
+        audience = Audience.scoped_to(visible_to)
         events = list(await self.orders.repo.events(order_id))
-        entries = [
-            TimelineEntry(
-                at=e.at,
-                source=_source(e.kind),
-                kind=e.kind,
-                status=e.to_status.value
-                if e.to_status is not None and e.to_status != e.from_status
-                else None,
-                summary=_summary(e),
-                data=e.data or {},
+        entries = []
+        for e in events:
+            data = visible_data(e.kind, e.data, audience)
+            entries.append(
+                TimelineEntry(
+                    at=e.at,
+                    source=_source(e.kind),
+                    kind=e.kind,
+                    status=e.to_status.value
+                    if e.to_status is not None and e.to_status != e.from_status
+                    else None,
+                    summary=_summary(e, data),
+                    data=data,
+                )
             )
-            for e in events
-        ]
         # Every print job the order had (a re-route gives it a new one), and each claim of each.
         jobs = {uuid.UUID(e.data["print_job_id"]) for e in events if (e.data or {}).get("print_job_id")}
         factory = FactoryJobRepository(self.orders.session)
         for job_id in sorted(jobs):
             for lease in await factory.leases_of(job_id):
-                data = {"print_job_id": str(job_id), "fence": lease.fence, "claimed_by": lease.claimed_by}
+                record = {"print_job_id": str(job_id), "fence": lease.fence, "claimed_by": lease.claimed_by}
+                operator = audience is Audience.OPERATOR
                 entries.append(
                     TimelineEntry(
                         at=lease.claimed_at,
                         source="printing",
                         kind="job_claimed",
                         status=None,
-                        summary=f"print job claimed by the site's agent (lease {lease.fence})",
-                        data=data,
+                        summary="print job claimed by the site's agent"
+                        + (f" (lease {lease.fence})" if operator else ""),
+                        data=visible_data("job_claimed", record, audience),
                     )
                 )
                 if lease.ended_at is not None and lease.outcome is not None:
+                    kind = f"lease_{lease.outcome.value}"
                     entries.append(
                         TimelineEntry(
                             at=lease.ended_at,
                             source="printing",
-                            kind=f"lease_{lease.outcome.value}",
+                            kind=kind,
                             status=None,
                             summary=f"lease {lease.fence} {lease.outcome.value}"
-                            + (f": {lease.reason}" if lease.reason else ""),
-                            data=data,
+                            + (f": {lease.reason}" if lease.reason else "")
+                            if operator
+                            else _LEASE_END_FOR_CUSTOMERS[lease.outcome],
+                            data=visible_data(kind, record, audience),
                         )
                     )
         shipment = await self.shipping.repo.current(order_id)

@@ -706,3 +706,51 @@ async def test_the_delivery_log_pages_newest_first(
     log = await _deliveries(api, shop["tech"], endpoint["id"])
     created = [_parse(d["created_at"]) for d in log]
     assert created == sorted(created, reverse=True)
+
+
+async def test_customers_see_what_is_meant_for_them_and_operators_see_the_record(
+    api: httpx.AsyncClient, hooks: Settings, shop: dict[str, Any], receiver: Receiver
+) -> None:
+    """A site completes a print with notes of its own: the technician's events, timeline and the
+    ``order.printed`` webhook carry the weight, never the notes, the fence or the lease token's hash;
+    the operator's events keep the site's report."""
+    await _register(api, shop["tech"], receiver.url(), receiver)
+    order = await _order(api, shop)
+    await run_worker(hooks)
+    site_id = order["routing"]["quote"]["site_id"]
+    factory = await make_key(api, shop["admin"], "factory", site_id=site_id)
+    printer_id = order["routing"]["quote"]["printer_id"]
+    claimed = await api.post("/factory/jobs/claim", json={"printer_id": printer_id}, headers=bearer(factory))
+    assert claimed.status_code == 200, claimed.text
+    job, lease = claimed.json()["job"], claimed.json()["lease"]
+    notes = "operator Jo: nozzle clogged once, reprinted layer 40"
+    done = await api.post(
+        f"/factory/jobs/{job['id']}/complete",
+        json={
+            "token": lease["token"],
+            "part_weight_g": 12.5,
+            "qa_checks": [{"name": "dimensions", "passed": True}],
+            "notes": notes,
+        },
+        headers=bearer(factory),
+    )
+    assert done.status_code == 200, done.text
+    await run_worker(hooks)  # the start-up reconciler publishes what the coalesced wake-up may not
+
+    internal = (notes, "fence", "token_sha256", "fingerprint", "claimed_by", lease["token"])
+    seen_by_customer = {
+        "events": (await api.get(f"/orders/{order['id']}/events", headers=bearer(shop["tech"]))).text,
+        "timeline": (await api.get(f"/orders/{order['id']}/timeline", headers=bearer(shop["tech"]))).text,
+        "webhooks": "".join(r.body.decode() for r in receiver.received()),
+    }
+    for surface, text in seen_by_customer.items():
+        assert '"part_weight_g":12.5' in text, surface
+        assert [word for word in internal if word in text] == [], surface
+    printed = [r.payload for r in receiver.received() if r.payload["type"] == "order.printed"]
+    assert [p["data"]["event"]["data"] for p in printed] == [{"part_weight_g": 12.5}]
+
+    events = (await api.get(f"/orders/{order['id']}/events", headers=bearer(shop["admin"]))).json()
+    record = next(e for e in events if e["kind"] == "printed")["data"]
+    assert (record["notes"], record["fence"], record["part_weight_g"]) == (notes, 1, 12.5)
+    assert "token_sha256" not in record
+    assert "fingerprint" not in record

@@ -55,7 +55,8 @@ async def test_orders_on_schedule_keep_their_exact_promise(
     shop = await make_shop(client, settings, {"hamburg": HAMBURG, "bremen": BREMEN, "munich": MUNICH})
     rng = random.Random(14)
     placed = [
-        await _order(client, shop["tech"], (rng.uniform(48.0, 54.5), rng.uniform(7.0, 13.0))) for _ in range(16)
+        await _order(client, shop["tech"], (rng.uniform(48.0, 54.5), rng.uniform(7.0, 13.0)))
+        for _ in range(16)
     ]
     for order in placed:
         decided_at = _at(order["routing"]["decided_at"])
