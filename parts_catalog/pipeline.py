@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import trimesh
+
 from parts_catalog.formats import ModelFormat
 from parts_catalog.geometry import MeshLimits, Unit, Verdict, check_model, load_model
 from parts_catalog.orientation import apply_orientation, choose_orientation
@@ -21,7 +24,7 @@ from parts_catalog.reports import REPAIRED_FORMAT, REPAIRED_UNIT
 class CheckOutcome:
     report: dict[str, Any]
     printable: bool
-    repaired: bool  # a repaired binary STL in millimetres was written to ``repaired_out``
+    repaired: bool  # a repaired binary STL in millimetres, at the origin, was written to ``repaired_out``
 
 
 def check_and_repair(
@@ -31,6 +34,13 @@ def check_and_repair(
 
     Returns the check report (with the repair report and the repaired model's own check under
     ``"repair"``), whether the model can be printed, and whether ``repaired_out`` was written.
+
+    The repaired model is written with its bounding box starting at the origin, and ``"repair"`` holds
+    ``"translation_mm"``, the vector added to every vertex (subtract it for the upload's position). Binary STL
+    stores float32, whose 24-bit mantissa resolves only 2**-24 of a coordinate's magnitude: 0.0625 mm at
+    1e6 mm, where a detailed part's vertices merge and the repaired file would check worse than the upload.
+    At the origin the resolution is that of the part's own size. Nothing downstream reads the position:
+    printing moves the part to the origin again (``orientation``) and the slicers centre it on the bed.
     """
     limits = MeshLimits(max_faces=max_faces)
     unit = Unit(declared_unit) if declared_unit else None
@@ -43,10 +53,20 @@ def check_and_repair(
     document["repair"] = outcome.report.model_dump(mode="json")
     if outcome.report.verdict != "ok":
         return CheckOutcome(report=document, printable=False, repaired=False)
-    outcome.mesh.export(repaired_out, file_type="stl")
+    translation = _write_at_origin(outcome.mesh, repaired_out)
+    document["repair"]["translation_mm"] = translation
     after = check_model(repaired_out, REPAIRED_FORMAT, limits=limits, declared_unit=REPAIRED_UNIT)
     document["repair"]["check"] = after.model_dump(mode="json")
     return CheckOutcome(report=document, printable=after.verdict is Verdict.OK, repaired=True)
+
+
+def _write_at_origin(mesh: trimesh.Trimesh, path: Path) -> list[float]:
+    """Write ``mesh`` as binary STL moved so its bounding box starts at the origin; returns the move."""
+    translation = -np.asarray(mesh.bounds[0], dtype=np.float64)
+    placed = mesh.copy()
+    placed.apply_translation(translation)  # in float64, before the float32 write
+    placed.export(path, file_type="stl")
+    return [float(value) for value in translation]
 
 
 def orient_for_printing(

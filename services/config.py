@@ -171,8 +171,8 @@ class Settings(BaseSettings):
     )
     webhooks_allow_private_targets: bool = Field(
         default=False,
-        description="Let customers' webhook endpoints resolve to loopback, private, link-local, CGNAT or "
-        "reserved addresses (development and tests only; cloud metadata addresses stay refused).",
+        description="Let customers' webhook endpoints resolve to loopback, private, CGNAT or reserved "
+        "addresses (development and tests only; cloud metadata and link-local addresses stay refused).",
     )
     webhook_retry_schedule_s: list[Annotated[float, Field(gt=0, le=86400)]] = Field(
         default=[5, 30, 120, 600, 3600, 3 * 3600, 8 * 3600],

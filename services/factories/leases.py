@@ -87,6 +87,12 @@ class QaCheckFailed(InvalidRequest):
     code = "qa_check_failed"
 
 
+class PrinterNotFound(NotFound):
+    """The printer is not the caller's site's: another site's answers like one that does not exist."""
+
+    code = "printer_not_found"
+
+
 @dataclass(frozen=True, slots=True)
 class FactoryCaller:
     site_id: uuid.UUID
@@ -218,7 +224,18 @@ class FactoryJobs:
         self, caller: FactoryCaller, request: ClaimIn, *, now: datetime | None = None
     ) -> tuple[FactoryJob, Lease] | None:
         """The most urgent job the site may print now (for the printer and materials asked), leased to the
-        caller; None when there is none. A job whose lease ran out is taken over (its old lease ends)."""
+        caller; None when there is none. A job whose lease ran out is taken over (its old lease ends).
+
+        Raises:
+            PrinterNotFound: ``request.printer_id`` is not a printer of the caller's site.
+        """
+        if request.printer_id is not None and not await self.repo.site_has_printer(
+            caller.site_id, request.printer_id
+        ):
+            # Else a wrong id would wait out its long-poll and answer "no job" for ever.
+            raise PrinterNotFound(
+                "no such printer at this site", details={"printer_id": str(request.printer_id)}
+            )
         await self._seen(caller.site_id)
         await self.orders.routing.serialize_writes()
         for order_id, job_id in await self.repo.claimable(

@@ -105,6 +105,10 @@ class FactoryJobRepository:
             query = query.where(sa.func.lower(PrintJob.material).in_([m.casefold() for m in materials]))
         return list((await self.session.exec(query)).all())
 
+    async def site_has_printer(self, site_id: uuid.UUID, printer_id: uuid.UUID) -> bool:
+        query = select(Printer.id).where(Printer.id == printer_id, Printer.site_id == site_id)
+        return (await self.session.exec(query)).first() is not None
+
     async def lapsed_leases(self, *, now: datetime, limit: int) -> Sequence[uuid.UUID]:
         query = select(PrintJob.id).where(_lapsed(now)).order_by(col(PrintJob.lease_expires_at)).limit(limit)
         return (await self.session.exec(query)).all()

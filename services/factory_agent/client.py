@@ -8,7 +8,8 @@ FactoryApiError(status, code, message, details)
 ├── JobLost         final for the job: 409 lease_lost (details.reason: superseded, expired, unknown_token,
 │                   job_cancelled, job_finished), job_not_claimed, completion_conflict; 404 for the job.
 │                   Stop working on it; never retry.
-└── ApiRejected     permanent: any other 4xx (a wrong key, a request the server refuses, 416 for a range)
+└── ApiRejected     permanent: any other 4xx (a wrong key, a request the server refuses, 416 for a range,
+                    404 printer_not_found: the agent's printer is not its site's)
 """
 
 from __future__ import annotations

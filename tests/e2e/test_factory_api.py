@@ -277,6 +277,32 @@ async def test_other_sites_and_bad_input_change_nothing(
     assert (job["status"], job["progress"], job["fence"]) == ("claimed", 0.0, 1)
 
 
+async def test_a_printer_not_of_the_callers_site_is_refused_before_any_wait(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    shop = await ordered(client, settings)
+    key, other = shop["keys"]["hamburg"], shop["keys"]["bremen"]
+    hamburgs_printer = shop["orders"][0]["routing"]["quote"]["printer_id"]
+
+    answers = []
+    for caller, printer_id in ((other, hamburgs_printer), (key, str(uuid.uuid4()))):
+        started = asyncio.get_running_loop().time()
+        response = await claim(client, caller, printer_id=printer_id, wait_seconds=5)
+        assert asyncio.get_running_loop().time() - started < 2, "the claim long-polled first"
+        assert response.status_code == 404, response.text
+        error = response.json()["error"]
+        assert error["code"] == "printer_not_found"
+        assert error["details"] == {"printer_id": printer_id}
+        answers.append(error["message"])
+    # Another site's printer and one that does not exist are told apart by nothing.
+    assert answers[0] == answers[1]
+
+    # Nothing was claimed: the job is still Hamburg's to take with its printer.
+    response = await claim(client, key, printer_id=hamburgs_printer)
+    assert response.status_code == 200, response.text
+    assert response.json()["lease"]["fence"] == 1
+
+
 async def test_artifact_ranges(client: httpx.AsyncClient, settings: Settings) -> None:
     shop = await ordered(client, settings)
     key = shop["keys"]["hamburg"]

@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
 import trimesh
+from scipy.spatial import cKDTree  # type: ignore[import-untyped]
 
-from parts_catalog.geometry import Reason, analyse, merge_coincident
+from parts_catalog.formats import ModelFormat
+from parts_catalog.geometry import (
+    GeometryReport,
+    Reason,
+    Verdict,
+    analyse,
+    check_model,
+    load_model,
+    merge_coincident,
+)
+from parts_catalog.pipeline import check_and_repair
 from parts_catalog.repair import RepairOutcome, RepairVerdict, repair
+from parts_catalog.reports import REPAIRED_FORMAT
 from tests.unit.test_geometry import (
+    LIMITS,
     combined,
     cube,
     cubes_glued_face_to_face,
@@ -222,3 +237,66 @@ def test_report_is_json_serialisable() -> None:
         "fix_winding_after_fill",
     ]
     assert dumped["merge_tolerance_mm"] == pytest.approx(1e-5 * np.sqrt(300.0))
+
+
+# --- far from the origin -----------------------------------------------------------------------------------
+
+
+def write_obj(path: Path, mesh: trimesh.Trimesh) -> Path:
+    """An OBJ with every coordinate's shortest round-trip repr: the float64 positions, exactly."""
+    vertices = [f"v {x!r} {y!r} {z!r}" for x, y, z in mesh.vertices.tolist()]
+    faces = [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in mesh.faces.tolist()]
+    path.write_text("\n".join(vertices + faces) + "\n")
+    return path
+
+
+def odd_box() -> trimesh.Trimesh:
+    # Extents that are no multiple of float32's spacing far out, so rounding would change them.
+    return trimesh.creation.box(extents=(10.3, 7.7, 5.1))
+
+
+def fine_sphere() -> trimesh.Trimesh:
+    # 20480 facets on a 6 mm sphere: edges of about 0.1 mm, finer than float32's 0.0625 mm spacing at 1e6.
+    return trimesh.creation.icosphere(subdivisions=5, radius=3.0)
+
+
+@pytest.mark.parametrize("offset", [1e5, 1e6, 1e7])
+@pytest.mark.parametrize("shape", [odd_box, fine_sphere])
+def test_a_model_far_from_the_origin_keeps_its_geometry_through_repair(
+    tmp_path: Path, shape: Callable[[], trimesh.Trimesh], offset: float
+) -> None:
+    intact = shape()
+    intact.apply_translation(np.array([1.0, -0.7, 0.3]) * offset + [0.123, 0.456, 0.789])
+    holed = without_faces(intact, [0])
+    original = check_model(write_obj(tmp_path / "intact.obj", intact), ModelFormat.OBJ, limits=LIMITS)
+    assert original.verdict is Verdict.OK
+    assert original.facts is not None
+    repaired_out = tmp_path / "repaired.stl"
+
+    outcome = check_and_repair(
+        write_obj(tmp_path / "holed.obj", holed),
+        ModelFormat.OBJ.value,
+        max_faces=LIMITS.max_faces,
+        declared_unit=None,
+        repaired_out=repaired_out,
+    )
+
+    assert outcome.report["verdict"] == "repairable"
+    assert outcome.repaired
+    assert outcome.printable
+    after = GeometryReport.model_validate(outcome.report["repair"]["check"])  # the written file's check
+    assert after.verdict is Verdict.OK
+    assert after.facts is not None
+    assert set(after.reasons) <= set(original.reasons)
+    facts, was = after.facts, original.facts
+    assert (facts.vertices, facts.faces, facts.bodies) == (was.vertices, was.faces, was.bodies)
+    assert facts.watertight
+    assert facts.winding_consistent
+    assert facts.volume_mm3 == pytest.approx(was.volume_mm3, rel=1e-6)
+    # The same shape, moved by what the report says: each vertex back where one of the original's was, one
+    # for one, to float32 precision of the part's own size (about a micrometre at 10 mm).
+    moved = np.array(outcome.report["repair"]["translation_mm"])
+    written = load_model(repaired_out, REPAIRED_FORMAT, limits=LIMITS).mesh
+    distance, nearest = cKDTree(intact.vertices).query(np.asarray(written.vertices) - moved)
+    assert distance.max() < 1e-5
+    assert len(np.unique(nearest)) == len(intact.vertices)

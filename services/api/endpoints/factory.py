@@ -56,13 +56,14 @@ async def _out(view: FactoryJob, blobs: BlobStore) -> FactoryJobOut:
 @router.post(
     "/jobs/claim",
     response_model=ClaimedJobOut,
-    responses={**error_responses(400, 422), 204: {"description": "No job is ready for this printer"}},
+    responses={**error_responses(400, 404, 422), 204: {"description": "No job is ready for this printer"}},
 )
 async def claim_job(
     body: ClaimIn, caller: Factory, jobs: FactoryJobService, resources: Resources, request: Request
 ) -> Response:
     """Lease the site's most urgent ready job (for `printer_id`, in one of `materials`). With
     `wait_seconds`, wait up to that long (at most the server's limit) for one; 204 when there is none.
+    A `printer_id` that is not one of the site's printers: 404 `printer_not_found`, at once.
 
     The lease's `token` must accompany every heartbeat, complete and fail; heartbeat well within
     `lease.seconds`. A lease that runs out returns the job to the queue, and its token is refused from
