@@ -164,10 +164,12 @@ async def test_a_printed_order_is_booked_shipped_and_delivered_over_signed_webho
         assert refused.json()["error"]["code"] == "order_not_found"
 
 
-async def partner_secret(client: httpx.AsyncClient, admin: str, slug: str) -> str:
+async def partner_secret(client: httpx.AsyncClient, admin: str, slug: str, secret: str | None = None) -> str:
+    """A new webhook secret of the partner: ``secret`` as given (Karrio's), else one we issue."""
     partners = {p["slug"]: p for p in await_list(await client.get("/partners", headers=bearer(admin)))}
     partner = partners.get(slug) or await make_account(client, admin, "partners", slug=slug)
-    issued = await client.post(f"/partners/{partner['id']}/webhook-secrets", json={}, headers=bearer(admin))
+    body = {"secret": secret} if secret is not None else {}
+    issued = await client.post(f"/partners/{partner['id']}/webhook-secrets", json=body, headers=bearer(admin))
     assert issued.status_code == 201, issued.text
     return str(issued.json()["secret"])
 
@@ -338,7 +340,8 @@ async def test_replays_count_once_and_shuffled_events_end_in_the_same_state(
     assert flagged["status"] == "shipped"
     assert flagged["needs_attention"] == "delivery_failed"
     events_of = await_list(await client.get(f"/orders/{second['id']}/events", headers=bearer(shop["tech"])))
-    assert events_of[-1]["kind"] == "needs_attention"
+    # The two events are applied by concurrent jobs, in either order: the flag is raised once, either way.
+    assert [e["kind"] for e in events_of].count("needs_attention") == 1
     await post_signed(
         client, "local", secret, tracking_body(numbers[1], "delivered", start + timedelta(hours=2))
     )
