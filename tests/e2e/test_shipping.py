@@ -409,7 +409,7 @@ async def test_a_booking_retried_after_a_crash_books_once(
             archive_limits=settings.archive_limits,
             snapshots=SnapshotCache(max_age_s=0),
         ) as orders:
-            task = await ShippingService(orders).begin_booking(uuid.UUID(order["id"]))
+            task = await ShippingService(orders).begin_booking(uuid.UUID(order["id"]), max_attempts=4)
         assert task is not None
         first = await courier.book(task.request)
     finally:
@@ -423,3 +423,39 @@ async def test_a_booking_retried_after_a_crash_books_once(
     assert shipment["attempts"] == 2
     assert await count(settings, LocalParcel) == 1
     assert await count(settings, ShipmentEvent) == 0
+
+
+async def test_a_booking_whose_attempts_never_end_is_parked_not_retried_for_ever(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    shop = await make_shop(client, settings, {"hamburg": HAMBURG})
+    order = await printed_order(client, settings, shop)
+    engine = create_engine(settings.resolved_database_url)
+    sessions = session_factory(engine)
+    blobs = LocalBlobStore(settings.resolved_blob_dir)
+    begun = []
+    try:
+        # Each attempt begins and then dies (a worker killed, an error that is no courier's): the reconciler
+        # wakes the booking again every minute.
+        for _ in range(3):
+            async with order_transaction(
+                sessions,
+                None,
+                blobs,
+                archive_limits=settings.archive_limits,
+                snapshots=SnapshotCache(max_age_s=0),
+            ) as orders:
+                task = await ShippingService(orders).begin_booking(uuid.UUID(order["id"]), max_attempts=2)
+            begun.append(task is not None)
+    finally:
+        await engine.dispose()
+    assert begun == [True, True, False]
+    shipment = await get_json(client, shop["admin"], f"/orders/{order['id']}/shipment")
+    assert (shipment["status"], shipment["attention_reason"], shipment["attempts"]) == (
+        "needs_attention",
+        "attempts_exhausted",
+        2,
+    )
+    assert "2 booking attempts began" in shipment["last_error"]
+    parked = await get_json(client, shop["tech"], f"/orders/{order['id']}")
+    assert parked["needs_attention"] == "booking_attempts_exhausted"

@@ -46,7 +46,7 @@ async def ship_order(ctx: dict[str, Any], order_id: str) -> str:
     oid = uuid.UUID(order_id)
     bind(order_id=oid)
     async with order_service(res) as orders:
-        task = await ShippingService(orders).begin_booking(oid)
+        task = await ShippingService(orders).begin_booking(oid, max_attempts=res.settings.max_job_attempts)
     if task is None:
         return "nothing to do"
     try:
