@@ -330,7 +330,11 @@ def choose_rate(rates: Sequence[KarrioRate], service: str | None) -> KarrioRate:
 def _utc(moment: datetime) -> datetime:
     # Karrio's carriers give local times without a zone, and Karrio passes them on as they are; we read a
     # naive time as UTC, which is what Karrio itself writes (its label-created event) and what we inject.
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    try:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError as exc:
+        # Within a day of year 1 or 9999 in another zone: no datetime holds that instant in UTC.
+        raise _Malformed(f"{moment.isoformat()} lies outside the years 1 to 9999 in UTC") from exc
 
 
 def _parse(text: str, formats: Sequence[str]) -> datetime | None:
@@ -371,10 +375,9 @@ def estimated_delivery(text: str | None) -> datetime | None:
     if not text:
         return None
     try:
-        moment = datetime.fromisoformat(text)
+        return _utc(datetime.fromisoformat(text))
     except ValueError:
         return None
-    return _utc(moment)
 
 
 def tracking_from_tracker(tracker: KarrioTracker) -> Tracking:

@@ -9,7 +9,8 @@ The life of one event (an ``order_event`` row written in the order's own transac
 2. ``begin_attempt`` claims a pending, due delivery: counts the attempt and pushes ``next_attempt_at`` past
    the attempt's longest possible duration, then commits. The HTTP request happens outside any transaction
    (``sender.attempt``). A worker killed now leaves the delivery due again once the claim lapses: delivered
-   at least once, never lost; the stable ``webhook-id`` lets receivers drop the duplicate.
+   at least once, never lost; the stable ``webhook-id`` lets receivers drop the duplicate. Claims count as
+   attempts, so a delivery whose every attempt dies fails after the schedule's last, like one refused.
 3. ``finish_attempt`` records the outcome: a 2xx delivers (and resets the endpoint's failure count);
    anything else schedules the next attempt per the retry schedule, or fails the delivery after the last.
    Every failed attempt counts against the endpoint; at ``disable_after`` in a row it is disabled and its
@@ -75,6 +76,10 @@ class WebhookPolicy:
     def claim(self) -> timedelta:
         """How long an attempt in flight holds its delivery: well past the attempt's own time limit."""
         return timedelta(seconds=2 * self.timeout_s + 30)
+
+    @property
+    def max_attempts(self) -> int:
+        return len(self.retry_schedule) + 1
 
     def retry_delay(self, attempt: int) -> timedelta | None:
         """The wait after failed attempt number ``attempt`` (1-based); None after the last."""
@@ -289,6 +294,13 @@ class WebhookService:
         if not endpoint.enabled:
             delivery.status, delivery.next_attempt_at = DeliveryStatus.ABANDONED, None
             delivery.last_error = "endpoint disabled"
+            await self.session.flush()
+            return None
+        if delivery.attempts >= self.policy.max_attempts:
+            # The last attempt began and never recorded its outcome (its worker was killed, or recording it
+            # failed): without this, its lapsed claim would make it due again, and again, for ever.
+            delivery.status, delivery.next_attempt_at = DeliveryStatus.FAILED, None
+            delivery.last_error = f"no outcome recorded for the last of {delivery.attempts} attempts"
             await self.session.flush()
             return None
         delivery.attempts += 1

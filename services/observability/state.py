@@ -23,6 +23,7 @@ from services.db import SessionFactory
 from services.orders.models import Order
 from services.orders.states import TERMINAL, OrderStatus
 from services.printing.models import PrintJob, PrintJobStatus
+from services.webhooks.models import InboundStatus, InboundWebhook
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class PlatformState:
     orders: dict[OrderStatus, int]
     orders_at_risk: int
     print_jobs: dict[PrintJobStatus, JobsInState]
+    inbound_webhooks: dict[InboundStatus, int]
     queue: QueueState | None
 
 
@@ -62,6 +64,10 @@ class StateRepository:
     async def orders_by_status(self) -> dict[OrderStatus, int]:
         rows = await self.session.exec(select(Order.status, sa.func.count()).group_by(Order.status))
         return {OrderStatus(status): count for status, count in rows}
+
+    async def inbound_webhooks_by_status(self) -> dict[InboundStatus, int]:
+        query = select(InboundWebhook.status, sa.func.count()).group_by(InboundWebhook.status)
+        return {InboundStatus(status): count for status, count in await self.session.exec(query)}
 
     async def orders_at_risk(self, now: datetime) -> int:
         """Open orders flagged at risk, or whose current ETA (or, without one, the clock) is past need-by."""
@@ -125,6 +131,14 @@ def render(state: PlatformState) -> CollectorRegistry:
         jobs.labels(job_status.value).set(held.count)
         if job_status not in _SETTLED:
             ages.labels(job_status.value).set(held.oldest_age_s)
+    inbound = Gauge(
+        "spareflow_inbound_webhooks",
+        "Inbound webhooks kept, by status (parked: failed every attempt, waiting for an operator)",
+        ["status"],
+        registry=registry,
+    )
+    for inbound_status in InboundStatus:
+        inbound.labels(inbound_status.value).set(state.inbound_webhooks.get(inbound_status, 0))
     if state.queue is not None:
         queued = Gauge(
             "spareflow_queue_jobs", "Jobs in the work queue, by state", ["state"], registry=registry
@@ -149,10 +163,13 @@ async def read_state(
         orders = await repo.orders_by_status()
         at_risk = await repo.orders_at_risk(now)
         jobs = await repo.print_jobs(now)
+        inbound = await repo.inbound_webhooks_by_status()
     queued = None
     if queue is not None:
         try:
             queued = await queue_state(queue, queue_name, now)
         except (RedisError, OSError) as exc:
             log.warning("queue state unavailable: %s", exc)
-    return PlatformState(orders=orders, orders_at_risk=at_risk, print_jobs=jobs, queue=queued)
+    return PlatformState(
+        orders=orders, orders_at_risk=at_risk, print_jobs=jobs, inbound_webhooks=inbound, queue=queued
+    )

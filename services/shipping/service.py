@@ -89,8 +89,14 @@ class ShippingService:
 
     # --- booking -----------------------------------------------------------------------------------------
 
-    async def begin_booking(self, order_id: uuid.UUID, *, now: datetime | None = None) -> BookingTask | None:
-        """The next booking attempt for a printed order, or None when there is nothing to book."""
+    async def begin_booking(
+        self, order_id: uuid.UUID, *, max_attempts: int, now: datetime | None = None
+    ) -> BookingTask | None:
+        """The next booking attempt for a printed order, or None when there is nothing to book.
+
+        A shipment whose booking has begun ``max_attempts`` times is parked instead: a failure that is no
+        courier error (a worker killed mid-call, a booking our tables cannot store) would otherwise be
+        woken by the reconciler and tried again for ever."""
         now = now or utcnow()
         await self.orders.routing.serialize_writes()
         order = await self.orders.repo.order(order_id, for_update=True)
@@ -111,6 +117,16 @@ class ShippingService:
                 shipment,
                 code="origin_address_missing",
                 message=(f"site {site.slug} has no address; couriers other than `local` need one"),
+                now=now,
+            )
+            return None
+        if shipment.attempts >= max_attempts:
+            await self._park(
+                order,
+                shipment,
+                code="attempts_exhausted",
+                message=f"{shipment.attempts} booking attempts began and none recorded its end (each failed "
+                "with an error that is no courier's, or its worker was killed): see the worker's log",
                 now=now,
             )
             return None

@@ -1,10 +1,16 @@
 """Inbound partner webhooks: verify, store, acknowledge; process later in a worker.
 
-Nothing is stored unless the request is authentic, fresh, small enough and well-formed; every refusal is
-counted in ``spareflow_webhook_rejections_total``. An accepted event is stored under its (source, event id),
-which makes a replay a no-op for as long as the row is kept (``webhook_dedup_hours``, 72 h at least), and a
-wake-up job is sent after the commit; the reconciler finds events whose wake-up was lost. The answer never
-depends on the tracking number: a partner cannot learn from us which numbers exist.
+Nothing is stored unless the request is authentic, fresh, small enough and well-formed, and its tracking
+update is one the shipping tables can hold (``services.webhooks.stored``); every refusal is counted in
+``spareflow_webhook_rejections_total``. An accepted event is stored under its (source, event id), with the
+tracking update as it was read, which makes a replay a no-op for as long as the row is kept
+(``webhook_dedup_hours``, 72 h at least), and a wake-up job is sent after the commit; the reconciler finds
+events whose wake-up was lost. The answer never depends on the tracking number: a partner cannot learn from
+us which numbers exist.
+
+Applying an event counts an attempt before it starts (``begin``); one that fails for a reason nobody
+foresaw is retried up to ``max_job_attempts`` and then parked with its error (``fail``), for an operator to
+read and retry (``parked``, ``retry``). Parked events are never purged.
 
 Two schemes:
 
@@ -36,16 +42,27 @@ from services.config import Settings
 from services.couriers.karrio import parse_webhook
 from services.couriers.ports import Tracking, TrackingEvent, TrackingStatus
 from services.couriers.registry import KARRIO_PARTNER
-from services.errors import DomainError, MalformedRequest, NotAuthenticated, PayloadTooLarge
+from services.errors import (
+    Conflict,
+    DomainError,
+    MalformedRequest,
+    NotAuthenticated,
+    NotFound,
+    PayloadTooLarge,
+)
 from services.observability.metrics import WEBHOOK_REJECTIONS
 from services.queue import enqueue_after_commit
+from services.routing.repository import RoutingRepository
 from services.shipping.service import ShippingService
 from services.webhooks.models import InboundStatus, InboundWebhook
 from services.webhooks.partners import PartnerSecrets
 from services.webhooks.signing import VerificationFailed, verify
+from services.webhooks.stored import StoredTracking
 
 PROCESS_INBOUND = "process_inbound_webhook"
 KARRIO_HEADER = "x-event-id"  # carries the subscription secret itself
+# Listed for operators at once; more parked than this is an outage to fix first, not a list to read.
+PARKED_LISTED = 1000
 Text = Annotated[str, StringConstraints(max_length=500)]
 
 
@@ -99,6 +116,23 @@ class Receipt:
 def _refuse(source: str, reason: str, error: DomainError) -> DomainError:
     WEBHOOK_REJECTIONS.labels(source=source, reason=reason).inc()
     return error
+
+
+def _invalid(source: str, message: str, exc: ValidationError) -> DomainError:
+    details = [{"loc": list(e["loc"]), "message": e["msg"]} for e in exc.errors()]
+    return _refuse(source, "invalid_payload", WebhookPayloadInvalid(message, details=details))
+
+
+def _storable(source: str, tracking: Tracking | None) -> StoredTracking | None:
+    try:
+        return StoredTracking.of(tracking) if tracking is not None else None
+    except ValidationError as exc:
+        raise _invalid(source, "a tracking update we could never apply", exc) from None
+
+
+def wake(session: AsyncSession, inbound_id: uuid.UUID) -> None:
+    """Have a worker apply the event once the transaction commits (one queued wake-up per event)."""
+    enqueue_after_commit(session, PROCESS_INBOUND, str(inbound_id), job_id=f"{PROCESS_INBOUND}:{inbound_id}")
 
 
 def too_large(source: str, limit: int) -> DomainError:
@@ -160,13 +194,9 @@ class InboundWebhooks:
         try:
             event = PartnerEvent.model_validate(payload)
         except ValidationError as exc:
-            details = [{"loc": list(e["loc"]), "message": e["msg"]} for e in exc.errors()]
-            raise _refuse(
-                source,
-                "invalid_payload",
-                WebhookPayloadInvalid("not a partner tracking event", details=details),
-            ) from None
-        return await self._store(source, verified.msg_id, event.type, payload, now=now)
+            raise _invalid(source, "not a partner tracking event", exc) from None
+        tracking = _storable(source, event.tracking())
+        return await self._store(source, verified.msg_id, event.type, payload, tracking, now=now)
 
     async def receive_karrio(
         self, headers: Mapping[str, str], body: bytes, *, now: datetime | None = None
@@ -187,25 +217,38 @@ class InboundWebhooks:
             event = parse_webhook(payload)
         except ValueError as exc:
             raise _refuse(KARRIO_PARTNER, "invalid_payload", WebhookPayloadInvalid(str(exc))) from None
-        return await self._store(KARRIO_PARTNER, event.event_id, event.event_type, payload, now=now)
+        tracking = _storable(KARRIO_PARTNER, event.tracking)
+        return await self._store(KARRIO_PARTNER, event.event_id, event.event_type, payload, tracking, now=now)
 
     async def _store(
-        self, source: str, event_id: str, event_type: str, payload: dict[str, Any], *, now: datetime
+        self,
+        source: str,
+        event_id: str,
+        event_type: str,
+        payload: dict[str, Any],
+        tracking: StoredTracking | None,
+        *,
+        now: datetime,
     ) -> Receipt:
         row = InboundWebhook(
             source=source,
             event_id=event_id[:200],
             event_type=event_type[:64],
             payload=payload,
+            tracking=tracking.model_dump(mode="json") if tracking is not None else None,
             received_at=now,
         )
+        if tracking is None:
+            # Kept for deduplication only: there is nothing to apply.
+            row.status, row.outcome, row.processed_at = InboundStatus.IGNORED, "not a tracking event", now
         try:
             async with self.session.begin_nested():
                 self.session.add(row)
         except IntegrityError:
             # The unique (source, event id) makes a replay, however concurrent, a no-op.
             return Receipt(inbound_id=await self._existing(source, event_id), duplicate=True)
-        enqueue_after_commit(self.session, PROCESS_INBOUND, str(row.id), job_id=f"{PROCESS_INBOUND}:{row.id}")
+        if tracking is not None:
+            wake(self.session, row.id)
         return Receipt(inbound_id=row.id, duplicate=False)
 
     async def _existing(self, source: str, event_id: str) -> uuid.UUID | None:
@@ -216,25 +259,94 @@ class InboundWebhooks:
 
     # --- processing (workers) ----------------------------------------------------------------------------
 
+    async def _locked(self, inbound_id: uuid.UUID) -> InboundWebhook | None:
+        await RoutingRepository(self.session).serialize_writes()
+        return await self.session.get(InboundWebhook, inbound_id, with_for_update=True)
+
+    async def begin(
+        self, inbound_id: uuid.UUID, *, max_attempts: int, now: datetime | None = None
+    ) -> int | None:
+        """Count an attempt at applying the event, before it starts; returns its number, or None when there
+        is nothing to do. An event whose attempts are used up is parked instead: the attempts that never
+        recorded their end were workers killed while applying it, which the next one would be too."""
+        row = await self._locked(inbound_id)
+        if row is None or row.status is not InboundStatus.RECEIVED:
+            return None
+        if row.attempts >= max_attempts:
+            error = row.last_error or f"no attempt of {row.attempts} finished (a worker stopped during each)"
+            self._park(row, error, now=now or utcnow())
+            await self.session.flush()
+            return None
+        row.attempts += 1
+        await self.session.flush()
+        return row.attempts
+
+    async def fail(
+        self, inbound_id: uuid.UUID, *, error: str, park: bool, now: datetime | None = None
+    ) -> None:
+        """Record why an attempt failed; ``park``: stop retrying, an operator decides."""
+        row = await self._locked(inbound_id)
+        if row is None or row.status is not InboundStatus.RECEIVED:
+            return
+        row.last_error = error[:500]
+        if park:
+            self._park(row, row.last_error, now=now or utcnow())
+        await self.session.flush()
+
+    @staticmethod
+    def _park(row: InboundWebhook, error: str, *, now: datetime) -> None:
+        row.status = InboundStatus.PARKED
+        row.last_error = error[:500]
+        row.outcome = f"parked after {row.attempts} attempts"
+        row.processed_at = now
+
+    async def parked(self) -> list[InboundWebhook]:
+        """Operators: parked events, oldest first."""
+        query = (
+            select(InboundWebhook)
+            .where(InboundWebhook.status == InboundStatus.PARKED)
+            .order_by(col(InboundWebhook.received_at))
+            .limit(PARKED_LISTED)
+        )
+        return list((await self.session.exec(query)).all())
+
+    async def retry(self, inbound_id: uuid.UUID) -> InboundWebhook:
+        """Operators: apply a parked event again, with its attempts counted afresh (after fixing what made
+        it fail). Its last error stays until it is applied."""
+        row = await self._locked(inbound_id)
+        if row is None:
+            raise NotFound("no such inbound webhook", code="inbound_webhook_not_found")
+        if row.status is not InboundStatus.PARKED:
+            raise Conflict(
+                f"an inbound webhook that is {row.status} is not waiting for an operator",
+                code="inbound_webhook_not_parked",
+                details={"status": row.status.value},
+            )
+        row.status, row.attempts, row.outcome, row.processed_at = InboundStatus.RECEIVED, 0, None, None
+        wake(self.session, row.id)
+        await self.session.flush()
+        return row
+
     async def process(
         self, inbound_id: uuid.UUID, shipping: ShippingService, *, now: datetime | None = None
     ) -> str:
         """Apply a stored event to its shipment. Idempotent: a processed event is never applied again."""
         now = now or utcnow()
-        await shipping.orders.routing.serialize_writes()
-        row = await self.session.get(InboundWebhook, inbound_id, with_for_update=True)
+        row = await self._locked(inbound_id)
         if row is None or row.status is not InboundStatus.RECEIVED:
             return "nothing to do"
-        if row.source == KARRIO_PARTNER:
-            tracking = parse_webhook(row.payload).tracking
-        else:
-            tracking = PartnerEvent.model_validate(row.payload).tracking()
+        tracking = (
+            StoredTracking.model_validate(row.tracking).tracking()
+            if row.tracking is not None
+            else _as_read_before_0008(row)
+        )
         outcome = "not a tracking event"
         if tracking is not None:
             outcome = await shipping.apply_tracking(row.source, tracking, now=now)
         applied = tracking is not None and outcome != "unknown_tracking_number"
         row.status = InboundStatus.PROCESSED if applied else InboundStatus.IGNORED
         row.outcome = outcome[:200]
+        row.last_error = None
         row.processed_at = now
         await self.session.flush()
         return outcome
@@ -252,10 +364,19 @@ class InboundWebhooks:
         return list((await self.session.exec(query)).all())
 
     async def purge(self, *, now: datetime) -> int:
-        """Forget processed events past the deduplication window."""
+        """Forget processed and ignored events past the deduplication window; parked ones wait for an
+        operator, however old."""
         query = delete(InboundWebhook).where(
-            col(InboundWebhook.status) != InboundStatus.RECEIVED,
+            col(InboundWebhook.status).in_([InboundStatus.PROCESSED, InboundStatus.IGNORED]),
             col(InboundWebhook.received_at) < now - self.dedup,
         )
         result = await self.session.exec(query)
         return int(result.rowcount or 0)
+
+
+def _as_read_before_0008(row: InboundWebhook) -> Tracking | None:
+    """Events stored before migration 0008 kept only their payload: read it as it was read then (by source).
+    None is left once every such event is processed, parked or purged."""
+    if row.source == KARRIO_PARTNER:
+        return parse_webhook(row.payload).tracking
+    return PartnerEvent.model_validate(row.payload).tracking()

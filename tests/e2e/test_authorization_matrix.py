@@ -64,6 +64,7 @@ def _fill(path: str, world: World, spare_key_id: str) -> str:
         "partner": "partner-1",
         "partner_id": world.partner_id,
         "shipment_id": str(uuid.uuid4()),
+        "inbound_id": str(uuid.uuid4()),
     }
     return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
 

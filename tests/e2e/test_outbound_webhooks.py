@@ -535,6 +535,38 @@ async def test_a_worker_killed_mid_attempt_leaves_the_delivery_due_again(
     assert log[0]["attempts"] == 2
 
 
+async def test_a_delivery_whose_every_attempt_dies_fails_after_the_last_one(
+    api: httpx.AsyncClient, shop: dict[str, Any], hooks: Settings, receiver: Receiver
+) -> None:
+    endpoint = await _register(api, shop["tech"], receiver.url(), receiver)
+    await _order(api, shop)
+    policy = WebhookPolicy.of(hooks)
+    engine, sessions = await _services(hooks)
+    now = utcnow()
+    claims = []
+    try:
+        async with transaction(sessions) as session:
+            assert (await WebhookService(session, policy).publish_pending(limit=100)).deliveries == 1
+        async with transaction(sessions) as session:
+            [(delivery_id, _)] = await WebhookService(session, policy).due_deliveries(now=utcnow(), limit=10)
+        # Every attempt's worker dies before recording the outcome; the reconciler finds it due each time.
+        for _ in range(policy.max_attempts + 1):
+            now += policy.claim + timedelta(seconds=1)
+            async with transaction(sessions) as session:
+                claimed = await WebhookService(session, policy).begin_attempt(delivery_id, now=now)
+            claims.append(claimed.number if claimed is not None else None)
+        async with transaction(sessions) as session:
+            assert (
+                await WebhookService(session, policy).due_deliveries(now=now + policy.claim, limit=10) == []
+            )
+    finally:
+        await engine.dispose()
+    assert claims == [*range(1, policy.max_attempts + 1), None]
+    [delivery] = await _deliveries(api, shop["tech"], endpoint["id"])
+    assert (delivery["status"], delivery["attempts"]) == (DeliveryStatus.FAILED, policy.max_attempts)
+    assert delivery["last_error"] == f"no outcome recorded for the last of {policy.max_attempts} attempts"
+
+
 async def test_concurrent_publishers_fan_each_event_out_once(
     api: httpx.AsyncClient, shop: dict[str, Any], hooks: Settings, receiver: Receiver
 ) -> None:

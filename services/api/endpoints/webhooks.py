@@ -1,16 +1,19 @@
 """Inbound webhooks from logistics partners. Authenticated by signature, not by API key; stored, then
-processed by a worker (``services.webhooks.inbound``)."""
+processed by a worker (``services.webhooks.inbound``). Operators list the events that failed every attempt
+(parked) and retry them."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request
 
-from services.api.deps import Inbound, Resources
+from services.api.deps import Admin, Inbound, Resources
 from services.api.endpoints import error_responses
 from services.shipping.schemas import WebhookAck
 from services.webhooks.inbound import KARRIO_HEADER, PartnerEvent, too_large
+from services.webhooks.schemas import InboundWebhookOut
 from services.webhooks.signing import ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -110,3 +113,16 @@ async def karrio_webhook(request: Request, inbound: Inbound, resources: Resource
     body = await _body(request, resources.settings.webhook_max_body_bytes, "karrio")
     receipt = await inbound.receive_karrio(request.headers, body)
     return WebhookAck(accepted=True, duplicate=receipt.duplicate)
+
+
+@router.get("/inbound/parked", responses=error_responses())
+async def parked_inbound_webhooks(_: Admin, inbound: Inbound) -> list[InboundWebhookOut]:
+    """Operators: partners' events that failed every attempt at applying them, oldest first (at most
+    1000), with the last error."""
+    return [InboundWebhookOut.model_validate(row) for row in await inbound.parked()]
+
+
+@router.post("/inbound/{inbound_id}/retry", responses=error_responses(404, 409, 422))
+async def retry_inbound_webhook(inbound_id: uuid.UUID, _: Admin, inbound: Inbound) -> InboundWebhookOut:
+    """Operators: apply a parked event again, its attempts counted afresh (after fixing the cause)."""
+    return InboundWebhookOut.model_validate(await inbound.retry(inbound_id))

@@ -5,6 +5,9 @@ Booking follows ``services.shipping.service``: the courier is called between two
 shipment's idempotency key, so a retry after a timeout or a killed worker gets the first booking back.
 Retryable courier errors back off and retry up to ``max_job_attempts``; a refusal, or retries used up, parks
 the shipment for an operator with the courier's reason.
+
+Inbound webhooks are bounded the same way: each attempt is counted before it starts, and an event that fails
+``max_job_attempts`` times is parked with its error (``services.webhooks.inbound``).
 """
 
 from __future__ import annotations
@@ -23,10 +26,9 @@ from services.db import transaction
 from services.observability.logs import bind
 from services.observability.metrics import COURIER_ERRORS
 from services.orders.service import enqueue_shipping
-from services.queue import enqueue_after_commit
 from services.shipping.repository import ShipmentRepository
 from services.shipping.service import ShippingService
-from services.webhooks.inbound import PROCESS_INBOUND, InboundWebhooks
+from services.webhooks.inbound import InboundWebhooks, wake
 from services.workers.context import resources
 from services.workers.jobs.orders import order_service
 
@@ -44,7 +46,7 @@ async def ship_order(ctx: dict[str, Any], order_id: str) -> str:
     oid = uuid.UUID(order_id)
     bind(order_id=oid)
     async with order_service(res) as orders:
-        task = await ShippingService(orders).begin_booking(oid)
+        task = await ShippingService(orders).begin_booking(oid, max_attempts=res.settings.max_job_attempts)
     if task is None:
         return "nothing to do"
     try:
@@ -75,10 +77,34 @@ async def ship_order(ctx: dict[str, Any], order_id: str) -> str:
 
 
 async def process_inbound_webhook(ctx: dict[str, Any], inbound_id: str) -> str:
+    """Apply a partner's stored event. What could not be applied was refused on receipt, so a failure here
+    is unforeseen (a bug, a database that is away): it backs off and retries up to ``max_job_attempts``,
+    then the event is parked with its error for an operator (``POST /webhooks/inbound/{id}/retry``)."""
     res = resources(ctx)
-    async with order_service(res) as orders:
-        inbound = InboundWebhooks.configured(orders.session, res.settings)
-        return await inbound.process(uuid.UUID(inbound_id), ShippingService(orders))
+    iid = uuid.UUID(inbound_id)
+    max_attempts = res.settings.max_job_attempts
+    async with transaction(res.sessions) as session:
+        attempt = await InboundWebhooks.configured(session, res.settings).begin(
+            iid, max_attempts=max_attempts
+        )
+    if attempt is None:
+        return "nothing to do"
+    try:
+        async with order_service(res) as orders:
+            inbound = InboundWebhooks.configured(orders.session, res.settings)
+            return await inbound.process(iid, ShippingService(orders))
+    except Exception as exc:
+        # Any failure counts, whatever its class: only a bounded number of attempts keeps an event that
+        # fails every time from being retried for ever.
+        error = f"{type(exc).__name__}: {exc}"
+        park = attempt >= max_attempts
+        async with transaction(res.sessions) as session:
+            await InboundWebhooks.configured(session, res.settings).fail(iid, error=error, park=park)
+        if not park:
+            log.warning("inbound webhook %s failed (attempt %d): %s", iid, attempt, error)
+            raise Retry(defer=_backoff(attempt)) from exc
+        log.error("inbound webhook %s parked after %d attempts: %s", iid, attempt, error)
+        return f"parked: {error}"
 
 
 async def drive_local_courier(ctx: dict[str, Any]) -> int:
@@ -87,7 +113,8 @@ async def drive_local_courier(ctx: dict[str, Any]) -> int:
 
 
 async def reconcile_shipping(ctx: dict[str, Any]) -> dict[str, int]:
-    """Re-enqueue bookings and webhooks the database says are pending; forget old webhook ids."""
+    """Re-enqueue bookings and webhooks the database says are pending (parked ones wait for an operator);
+    forget old webhook ids."""
     res = resources(ctx)
     now = utcnow()
     cutoff = now - timedelta(seconds=res.settings.reconcile_after_seconds)
@@ -98,8 +125,6 @@ async def reconcile_shipping(ctx: dict[str, Any]) -> dict[str, int]:
         inbound = InboundWebhooks.configured(session, res.settings)
         pending = await inbound.unprocessed(received_before=cutoff, limit=BATCH)
         for inbound_id in pending:
-            enqueue_after_commit(
-                session, PROCESS_INBOUND, str(inbound_id), job_id=f"{PROCESS_INBOUND}:{inbound_id}"
-            )
+            wake(session, inbound_id)
         purged = await inbound.purge(now=now)
     return {"bookings": len(orders), "webhooks": len(pending), "purged": purged}
