@@ -37,6 +37,7 @@ from services.factories.service import SiteRegistry
 from services.observability.metrics import LEASE_EXPIRIES
 from services.orders.models import Order
 from services.orders.service import OrderService
+from services.printing import states
 from services.printing.models import (
     LEASED,
     LeaseOutcome,
@@ -256,9 +257,8 @@ class FactoryJobs:
             if job.status is not J.READY:
                 continue
             lease = self._new_lease(job, caller, now)
-            job.status = J.CLAIMED
+            states.move(job, J.CLAIMED, at=now)
             job.progress, job.printer_state = 0.0, PrinterState.PREPARING.value
-            job.updated_at = now
             await self.session.flush()
             await self.orders.sync_with_job(job, now=now)
             return await self._view(job), lease
@@ -275,7 +275,7 @@ class FactoryJobs:
         job.progress = request.progress
         job.printer_state = request.printer_state.value
         if job.status is J.CLAIMED and request.printer_state in _UNDER_WAY:
-            job.status = J.PRINTING
+            states.move(job, J.PRINTING, at=now)
         job.lease_expires_at = now + timedelta(seconds=self.lease_seconds)
         job.updated_at = now
         await self.session.flush()
@@ -302,7 +302,7 @@ class FactoryJobs:
                     raise CompletionConflict("the job was completed with other measurements")
                 return await self._view(job)
         self._check_lease(job, request.token, now)
-        job.status = J.DONE
+        states.move(job, J.DONE, at=now)
         job.completed_at = now
         job.progress, job.printer_state = 100.0, PrinterState.FINISHING.value
         job.completion = {
@@ -333,9 +333,9 @@ class FactoryJobs:
         await self._end_lease(job, LeaseOutcome.FAILED, reason, now)
         self._clear_lease(job, now)
         if request.retry_here and job.failures_here < self.max_failures_here:
-            job.status = J.READY
+            states.move(job, J.READY, at=now)
         else:
-            job.status = J.FAILED
+            states.move(job, J.FAILED, at=now)
             job.failure_code = reason if not request.retry_here else "print_failed_repeatedly"
             job.failure_message = (
                 f"failed {job.failures_here} time(s) at its site; last: {reason}: {request.message}"
@@ -499,7 +499,7 @@ class FactoryJobs:
         await self._end_lease(job, LeaseOutcome.EXPIRED, "lease_expired", job.lease_expires_at)
         LEASE_EXPIRIES.inc()
         self._clear_lease(job, now)
-        job.status = J.READY
+        states.move(job, J.READY, at=now)
         job.progress = job.printer_state = None
         await self.session.flush()
         await self.orders.sync_with_job(job, now=now, reason="lease_expired")

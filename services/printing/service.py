@@ -19,6 +19,7 @@ from parts_catalog.reports import REPAIRED_FORMAT, REPAIRED_UNIT
 from parts_catalog.service import CatalogService, IncomingModel
 from parts_catalog.sqltypes import utcnow
 from services.errors import Conflict, NotFound
+from services.printing import states
 from services.printing.models import PrinterSpec, PrintJob, PrintJobStatus, SliceArtifact
 from services.printing.repository import PrintingRepository
 from services.queue import enqueue_after_commit
@@ -130,8 +131,7 @@ class PrintingService:
         """Withdraw a job that has not started printing; its preparation, if running, is then discarded."""
         job = await self.repo.job(job_id, for_update=True)
         if job is not None and job.status in (PrintJobStatus.WAITING_GEOMETRY, PrintJobStatus.READY):
-            job.status = PrintJobStatus.CANCELLED
-            job.updated_at = utcnow()
+            states.move(job, PrintJobStatus.CANCELLED, at=utcnow())
             await self.session.flush()
 
     async def revision_decided(self, revision_id: uuid.UUID) -> None:
@@ -202,8 +202,7 @@ class PrintingService:
             return None
         job.slice_artifact_id = artifact.id
         job.orientation = artifact.orientation
-        job.status = PrintJobStatus.READY
-        job.updated_at = utcnow()
+        states.move(job, PrintJobStatus.READY, at=utcnow())
         await self.session.flush()
         return job
 
@@ -231,7 +230,6 @@ class PrintingService:
 
     @staticmethod
     def _fail(job: PrintJob, code: str, message: str) -> None:
-        job.status = PrintJobStatus.FAILED
+        states.move(job, PrintJobStatus.FAILED, at=utcnow())
         job.failure_code = code
         job.failure_message = message[:4000]
-        job.updated_at = utcnow()
