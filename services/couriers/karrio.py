@@ -81,6 +81,7 @@ from services.couriers.ports import (
     TrackingEvent,
     TrackingStatus,
 )
+from services.validation import to_utc
 
 IDEMPOTENCY_KEY_FIELD: Final = "spareflow_idempotency_key"
 GENERIC_CARRIER: Final = "generic"
@@ -330,7 +331,7 @@ def choose_rate(rates: Sequence[KarrioRate], service: str | None) -> KarrioRate:
 def _utc(moment: datetime) -> datetime:
     # Karrio's carriers give local times without a zone, and Karrio passes them on as they are; we read a
     # naive time as UTC, which is what Karrio itself writes (its label-created event) and what we inject.
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else to_utc(moment)
 
 
 def _parse(text: str, formats: Sequence[str]) -> datetime | None:
@@ -371,10 +372,9 @@ def estimated_delivery(text: str | None) -> datetime | None:
     if not text:
         return None
     try:
-        moment = datetime.fromisoformat(text)
+        return _utc(datetime.fromisoformat(text))
     except ValueError:
         return None
-    return _utc(moment)
 
 
 def tracking_from_tracker(tracker: KarrioTracker) -> Tracking:
