@@ -31,6 +31,10 @@ def _single_line(value: str) -> str:
 # Whitespace as strip_whitespace removes it, Unicode White_Space (Rust's str::trim), spelled out: a JSON
 # Schema pattern is ECMA-262, whose \s lacks U+0085 and adds U+FEFF.
 _SPACE = r"\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# Whitespace that may surround a value in a request: control characters are refused wherever they stand
+# (services.validation, before any model sees them), whitespace or not; free text may keep its line breaks.
+_AROUND_LINE = r" \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_AROUND_TEXT = r"\t\n\r" + _AROUND_LINE
 _CONTROL = r"\x00-\x1f\x7f-\x9f"  # Unicode category Cc: _printable and _single_line refuse them all
 _CONTROL_BUT_TAB_AND_NEWLINE = r"\x00-\x08\x0b-\x1f\x7f-\x9f"  # what _printable alone refuses
 
@@ -42,15 +46,15 @@ def _text(forbidden: str, max_length: int) -> str:
     return f"{edge}(?:[^{forbidden}]{{0,{max_length - 2}}}{edge})?"
 
 
-def _stripped(stripped: str, *, optional: bool = False) -> Any:
+def _stripped(stripped: str, *, around: str = _AROUND_LINE, optional: bool = False) -> Any:
     """``Field`` metadata: the value's JSON Schema is ``stripped`` (a regex; or nothing, when ``optional``)
-    with any whitespace around it."""
+    with whitespace from ``around`` around it."""
     core = f"(?:{stripped})?" if optional else stripped
 
     def schema(json_schema: dict[str, Any]) -> None:
         json_schema.pop("minLength", None)
         json_schema.pop("maxLength", None)
-        json_schema["pattern"] = f"^[{_SPACE}]*{core}[{_SPACE}]*$"
+        json_schema["pattern"] = f"^[{around}]*{core}[{around}]*$"
 
     return Field(json_schema_extra=schema)
 
@@ -59,7 +63,7 @@ Text = Annotated[
     str,
     StringConstraints(strip_whitespace=True, max_length=4000),
     AfterValidator(_printable),
-    _stripped(_text(_CONTROL_BUT_TAB_AND_NEWLINE, 4000), optional=True),
+    _stripped(_text(_CONTROL_BUT_TAB_AND_NEWLINE, 4000), around=_AROUND_TEXT, optional=True),
 ]
 
 
@@ -91,12 +95,13 @@ EquipmentModel = Annotated[
     AfterValidator(_single_line),
     _stripped(_text(_CONTROL, 120)),
 ]
-# A search term: free text, but still no control characters (they would reach the database).
+# A search term: one line of words, no control characters (they would reach the database).
 SearchText = Annotated[
     str,
     StringConstraints(strip_whitespace=True, max_length=200),
     AfterValidator(_printable),
-    _stripped(_text(_CONTROL_BUT_TAB_AND_NEWLINE, 200), optional=True),
+    AfterValidator(_single_line),
+    _stripped(_text(_CONTROL, 200), optional=True),
 ]
 
 
@@ -130,5 +135,5 @@ RevisionNote = Annotated[
     str,
     StringConstraints(strip_whitespace=True, max_length=1000),
     AfterValidator(_printable),
-    _stripped(_text(_CONTROL_BUT_TAB_AND_NEWLINE, 1000), optional=True),
+    _stripped(_text(_CONTROL_BUT_TAB_AND_NEWLINE, 1000), around=_AROUND_TEXT, optional=True),
 ]

@@ -160,6 +160,12 @@ class Settings(BaseSettings):
         le=1_000_000,
         description="How much faster than real time the built-in courier's parcels travel (demos: 3600).",
     )
+    max_json_body_bytes: int = Field(
+        default=1 * MB,
+        ge=64 * 1024,
+        le=100 * MB,
+        description="Larger JSON request bodies are refused (413) as soon as they pass it, before parsing.",
+    )
     webhook_max_body_bytes: int = Field(
         default=256 * 1024, ge=1024, le=10 * MB, description="Larger inbound webhooks are refused (413)."
     )

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import Depends, FastAPI
 
+from services.api.edge import EdgeGuard, document
 from services.api.endpoints import (
     accounts,
     factory,
@@ -40,6 +42,12 @@ different body answers 422 `idempotency_key_reused`, and a retry while the first
 """
 
 
+class _App(FastAPI):
+    def openapi(self) -> dict[str, Any]:
+        # In place and idempotent: FastAPI keeps the document it generated once and returns it again.
+        return document(super().openapi())
+
+
 def create_app(settings: Settings | None = None, *, redis_url: str | None = None) -> FastAPI:
     """The API. ``redis_url`` defaults to the configured one; the CLI passes an embedded Redis's URL."""
     settings = settings or Settings()
@@ -53,13 +61,15 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
         finally:
             await resources.close()
 
-    app = FastAPI(
+    app = _App(
         title="Spareflow",
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
         dependencies=[Depends(bind_path_ids)],
     )
+    # Added first, so it runs inside RequestObservation: the edge's refusals are logged and counted too.
+    app.add_middleware(EdgeGuard, max_json_body_bytes=settings.max_json_body_bytes)
     app.add_middleware(RequestObservation)
     install_error_handlers(app)
     app.add_exception_handler(IdempotentReplay, replay_response)

@@ -16,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from parts_catalog.service import CatalogService, IncomingModel
 from services.accounts.models import Role
 from services.accounts.service import AccountsService, Principal
+from services.api.edge import NO_KEY, PRINCIPAL, UNKNOWN_KEY
 from services.api.resources import AppResources
 from services.api.uploads import receive_model_upload
 from services.db import transaction
@@ -53,14 +54,19 @@ _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: 
 
 async def authenticate(
     scopes: SecurityScopes,
+    request: Request,
     session: DbSession,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    if credentials is None:
-        raise NotAuthenticated("send an API key as `Authorization: Bearer <key>`")
-    principal = await AccountsService(session).authenticate(credentials.credentials)
+    # The edge looked the key up before the body was read; it leaves the lookup to us when the database
+    # could not answer it then (this one answers 503 if it still cannot).
+    principal: Principal | None = getattr(request.state, PRINCIPAL, None)
     if principal is None:
-        raise NotAuthenticated("unknown or revoked API key", code="invalid_api_key")
+        if credentials is None:
+            raise NotAuthenticated(NO_KEY)
+        principal = await AccountsService(session).authenticate(credentials.credentials)
+    if principal is None:
+        raise NotAuthenticated(UNKNOWN_KEY, code="invalid_api_key")
     if principal.role not in scopes.scopes:
         raise Forbidden(
             f"a {principal.role} key may not call this endpoint", details={"allowed_roles": scopes.scopes}

@@ -38,11 +38,15 @@ def _render(status: int, code: str, message: str, details: object = None) -> JSO
     return JSONResponse(error_body(code, message, details), status_code=status)
 
 
-async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, DomainError)
+def domain_response(exc: DomainError) -> JSONResponse:
     response = _render(exc.status, exc.code, exc.message, exc.details)
     response.headers.update(getattr(exc, "headers", None) or {})
     return response
+
+
+async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    return domain_response(exc)
 
 
 async def _library_error(_: Request, exc: Exception) -> JSONResponse:

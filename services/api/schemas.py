@@ -19,6 +19,7 @@ from services.factories.schemas import SiteStatus
 from services.factories.service import SiteView
 from services.printing.models import PrinterSpec, PrintJobStatus
 from services.printing.service import JobView
+from services.validation import SINGLE_LINE_PATTERN
 from slicer_adapters.models import BuildVolume, PrintProfile
 
 
@@ -70,7 +71,7 @@ class KeyIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra=_one_owner_per_role)
 
     role: Role
-    name: Annotated[str, StringConstraints(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")] = ""
+    name: Annotated[str, StringConstraints(max_length=200, pattern=SINGLE_LINE_PATTERN)] = ""
     organization_id: uuid.UUID | None = None
     site_id: uuid.UUID | None = None
     partner_id: uuid.UUID | None = None

@@ -81,6 +81,7 @@ from services.couriers.ports import (
     TrackingEvent,
     TrackingStatus,
 )
+from services.validation import to_utc
 
 IDEMPOTENCY_KEY_FIELD: Final = "spareflow_idempotency_key"
 GENERIC_CARRIER: Final = "generic"
@@ -330,9 +331,11 @@ def choose_rate(rates: Sequence[KarrioRate], service: str | None) -> KarrioRate:
 def _utc(moment: datetime) -> datetime:
     # Karrio's carriers give local times without a zone, and Karrio passes them on as they are; we read a
     # naive time as UTC, which is what Karrio itself writes (its label-created event) and what we inject.
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
     try:
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    except OverflowError as exc:
+        return to_utc(moment)
+    except ValueError as exc:
         # Within a day of year 1 or 9999 in another zone: no datetime holds that instant in UTC.
         raise _Malformed(f"{moment.isoformat()} lies outside the years 1 to 9999 in UTC") from exc
 

@@ -11,8 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from services.notifications.events import EventType
 from services.notifications.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from services.notifications.ssrf import MAX_URL_LENGTH
-
-_PRINTABLE = r"^[^\x00-\x08\x0b-\x1f\x7f]*$"
+from services.validation import MULTILINE_PATTERN
 
 
 class EndpointIn(BaseModel):
@@ -21,7 +20,7 @@ class EndpointIn(BaseModel):
     url: Annotated[str, StringConstraints(min_length=1, max_length=MAX_URL_LENGTH, strip_whitespace=True)] = (
         Field(description="http(s) URL on a public address; it receives a POST per event")
     )
-    description: Annotated[str, StringConstraints(max_length=500, pattern=_PRINTABLE)] = ""
+    description: Annotated[str, StringConstraints(max_length=500, pattern=MULTILINE_PATTERN)] = ""
     event_types: list[EventType] = Field(
         default_factory=list, max_length=len(EventType), description="Event types to receive; empty: all"
     )

@@ -6,14 +6,18 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from parts_catalog.schemas import Material
 from services.orders.audience import Audience, visible_data
 from services.orders.models import Order, OrderEvent
 from services.orders.states import OrderStatus
+from services.validation import MULTILINE_PATTERN, SINGLE_LINE_PATTERN, UtcDatetime
 
-Line = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+Line = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=SINGLE_LINE_PATTERN)]
+# Shape only (whether a mailbox exists is the courier's business), and no control characters: \s does not
+# cover C1 or most of C0.
+_EMAIL = r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s\x00-\x1f\x7f-\x9f]+\.[^@\s\x00-\x1f\x7f-\x9f]+$"
 # Orders are for urgent spare parts: more than this many copies is a production run, not an order.
 MAX_QUANTITY = 50
 
@@ -34,10 +38,7 @@ class Contact(BaseModel):
 
     name: Line
     phone: Annotated[str, StringConstraints(max_length=40, pattern=r"^\+?[0-9 ()/-]*$")] = ""
-    # Shape only: whether a mailbox exists is the courier's business.
-    email: Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = (
-        None
-    )
+    email: Annotated[str, StringConstraints(max_length=254, pattern=_EMAIL)] | None = None
 
 
 class Destination(BaseModel):
@@ -85,9 +86,7 @@ class OrderIn(BaseModel):
     )
     destination: Destination
     sla: Literal["24h", "48h"] | None = None
-    need_by: AwareDatetime | None = Field(
-        default=None, description="With a time zone, e.g. 2026-11-22T09:00Z"
-    )
+    need_by: UtcDatetime | None = Field(default=None, description="With a time zone, e.g. 2026-11-22T09:00Z")
     accept_late: bool = Field(
         default=False,
         strict=True,
@@ -236,4 +235,4 @@ class OrderEventOut(BaseModel):
 class CancelIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: Annotated[str, StringConstraints(max_length=500, pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]*$")] = ""
+    reason: Annotated[str, StringConstraints(max_length=500, pattern=MULTILINE_PATTERN)] = ""

@@ -14,6 +14,7 @@ from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
 
 from parts_catalog.sqltypes import StrEnumType, UTCDateTime, utcnow
+from services.validation import SINGLE_LINE_PATTERN
 from slicer_adapters.models import BuildVolume, PrintProfile
 
 SlicerChoice = Literal["auto", "prusaslicer", "curaengine", "estimator"]
@@ -24,7 +25,7 @@ class PrinterSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str = PydanticField(min_length=1, max_length=120, pattern=r"^[^\x00-\x1f\x7f]+$")
+    name: str = PydanticField(min_length=1, max_length=120, pattern=SINGLE_LINE_PATTERN)
     build_volume: BuildVolume
     profile: PrintProfile = PrintProfile()
     slicer: SlicerChoice = "auto"

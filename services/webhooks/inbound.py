@@ -23,14 +23,13 @@ Two schemes:
 from __future__ import annotations
 
 import hmac
-import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -54,6 +53,7 @@ from services.observability.metrics import WEBHOOK_REJECTIONS
 from services.queue import enqueue_after_commit
 from services.routing.repository import RoutingRepository
 from services.shipping.service import ShippingService
+from services.validation import InputRefused, UtcDatetime, loads
 from services.webhooks.models import InboundStatus, InboundWebhook
 from services.webhooks.partners import PartnerSecrets
 from services.webhooks.signing import VerificationFailed, verify
@@ -76,10 +76,10 @@ class PartnerTracking(BaseModel):
 
     tracking_number: Annotated[str, StringConstraints(min_length=1, max_length=100)]
     status: TrackingStatus
-    occurred_at: AwareDatetime
+    occurred_at: UtcDatetime
     description: Text = ""
     location: Annotated[str, StringConstraints(max_length=200)] = ""
-    estimated_delivery_at: AwareDatetime | None = None
+    estimated_delivery_at: UtcDatetime | None = None
 
 
 class PartnerEvent(BaseModel):
@@ -149,15 +149,19 @@ _REFUSALS: dict[str, tuple[type[DomainError], str]] = {
 
 
 def _json(source: str, body: bytes) -> dict[str, Any]:
+    # The API's strict decoder (NaN, huge numbers, deep nesting, control characters), as on every route.
+    details = None
     try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        payload = None
+        payload = loads(body)
+    except InputRefused as refused:
+        payload, details = None, [refused.detail()]
     if not isinstance(payload, dict):
         raise _refuse(
             source,
             "not_json",
-            MalformedRequest("the body is not a JSON object", code="webhook_payload_invalid"),
+            MalformedRequest(
+                "the body is not a JSON object", code="webhook_payload_invalid", details=details
+            ),
         )
     return payload
 
