@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
+import sqlalchemy as sa
 from arq.connections import ArqRedis
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -27,6 +28,11 @@ CONNECTION_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.exceptions.InterfaceError,
     asyncpg.exceptions.PostgresConnectionError,
 )
+
+
+# Alembic's table, which every migrated database has: the write that takes SQLite's lock goes there, so that
+# locking depends on no table of any package's.
+_ALEMBIC_VERSION = sa.table("alembic_version", sa.column("version_num"))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -75,3 +81,20 @@ async def transaction(sessions: SessionFactory, queue: ArqRedis | None = None) -
             take_outbox(session)
             raise
         await send(queue, take_outbox(session))
+
+
+def is_sqlite(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "sqlite"
+
+
+async def serialize_writes(session: AsyncSession) -> None:
+    """On SQLite, take the database's single write lock now, before the reads the transaction relies on.
+
+    SQLite has no row locks and ignores FOR UPDATE; a write that changes nothing takes its write lock, and
+    the driver's transaction starts with it (so a later savepoint nests inside it instead of being the
+    transaction, whose release would commit). PostgreSQL needs nothing here: its callers lock the rows they
+    depend on (``RoutingRepository.lock_sites``, ``FOR UPDATE`` reads).
+    """
+    if is_sqlite(session):
+        version = _ALEMBIC_VERSION.c.version_num
+        await session.exec(sa.update(_ALEMBIC_VERSION).where(sa.false()).values(version_num=version))

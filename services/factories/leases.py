@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from parts_catalog.models import PartRevision
 from parts_catalog.sqltypes import utcnow
 from services.config import Settings
+from services.db import serialize_writes
 from services.errors import Conflict, InvalidRequest, NotFound
 from services.factories.models import Printer
 from services.factories.repository import FactoryJobRepository
@@ -238,7 +239,7 @@ class FactoryJobs:
                 "no such printer at this site", details={"printer_id": str(request.printer_id)}
             )
         await self._seen(caller.site_id)
-        await self.orders.routing.serialize_writes()
+        await serialize_writes(self.session)
         for order_id, job_id in await self.repo.claimable(
             site_id=caller.site_id,
             printer_id=request.printer_id,
@@ -423,7 +424,7 @@ class FactoryJobs:
         """The job, locked for a change: on SQLite the database's write lock comes first (it has no row
         locks, so a job read before it may have changed by the time of the write); then its order (unless
         the change leaves the order alone), then the job. With a caller, another site's job is NotFound."""
-        await self.orders.routing.serialize_writes()
+        await serialize_writes(self.session)
         if with_order:
             await self.orders.repo.order_of_job(job_id)
         job = await self.printing.repo.job(job_id, for_update=True)

@@ -2,7 +2,8 @@
 
 Locks: an endpoint before its deliveries, everywhere (disabling an endpoint abandons its deliveries while an
 attempt's outcome is recorded on one of them). SQLite has no row locks and ignores FOR UPDATE; there a write
-that changes nothing takes the database's single write lock before the reads (``serialize_writes``).
+that changes nothing takes the database's single write lock before the reads
+(``services.db.serialize_writes``).
 """
 
 from __future__ import annotations
@@ -22,13 +23,6 @@ from services.orders.models import Order, OrderEvent
 class WebhookRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-
-    async def serialize_writes(self) -> None:
-        """On SQLite, take the write lock now, so that what is read next stays true until the commit."""
-        if self.session.get_bind().dialect.name == "sqlite":
-            await self.session.exec(
-                sa.update(WebhookEndpoint).where(sa.false()).values(enabled=WebhookEndpoint.enabled)
-            )
 
     # --- endpoints -------------------------------------------------------------------------------------
 

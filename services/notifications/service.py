@@ -33,6 +33,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from parts_catalog.sqltypes import utcnow
 from services.accounts.models import Organization
 from services.config import Settings
+from services.db import serialize_writes
 from services.errors import Conflict, InvalidRequest, NotFound
 from services.notifications.events import body_of, event_type_of, msg_id_of, payload_of
 from services.notifications.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
@@ -173,13 +174,13 @@ class WebhookService:
 
     async def delete(self, endpoint_id: uuid.UUID, *, scope: uuid.UUID | None) -> None:
         """Delete the endpoint with its delivery log; an attempt in flight finds nothing to record."""
-        await self.repo.serialize_writes()
+        await serialize_writes(self.session)
         await self.repo.delete_endpoint(await self.endpoint(endpoint_id, scope=scope, for_update=True))
         await self.session.flush()
 
     async def enable(self, endpoint_id: uuid.UUID, *, scope: uuid.UUID | None) -> WebhookEndpoint:
         """Enable a disabled endpoint with a clean failure count. Deliveries abandoned meanwhile stay so."""
-        await self.repo.serialize_writes()
+        await serialize_writes(self.session)
         endpoint = await self.endpoint(endpoint_id, scope=scope, for_update=True)
         endpoint.enabled = True
         endpoint.disabled_at = endpoint.disabled_reason = None
@@ -193,7 +194,7 @@ class WebhookService:
         """A new secret; the current one keeps signing alongside it for ``ROTATION_OVERLAP`` (a secret
         rotated out earlier stops at once)."""
         now = now or utcnow()
-        await self.repo.serialize_writes()
+        await serialize_writes(self.session)
         endpoint = await self.endpoint(endpoint_id, scope=scope, for_update=True)
         endpoint.previous_secret = endpoint.secret
         endpoint.previous_secret_expires_at = now + ROTATION_OVERLAP
@@ -222,7 +223,7 @@ class WebhookService:
         """Fan out up to ``limit`` unpublished events; each new delivery's first attempt is enqueued after
         the commit (and found by ``due_deliveries`` should that wake-up be lost)."""
         now = now or utcnow()
-        await self.repo.serialize_writes()
+        await serialize_writes(self.session)
         rows = await self.repo.unpublished_events(limit=limit)
         if not rows:
             return PublishOutcome(events=0, deliveries=0)
@@ -271,7 +272,7 @@ class WebhookService:
         endpoint_id = await self.repo.endpoint_of_delivery(delivery_id)
         if endpoint_id is None:
             return None
-        await self.repo.serialize_writes()
+        await serialize_writes(self.session)
         endpoint = await self.repo.endpoint(endpoint_id, for_update=True)
         delivery = await self.repo.delivery(delivery_id, for_update=True)
         if endpoint is None or delivery is None:

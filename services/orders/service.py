@@ -37,7 +37,7 @@ from parts_catalog.models import PartRevision
 from parts_catalog.service import CatalogService
 from parts_catalog.sqltypes import utcnow
 from parts_catalog.storage import BlobStore
-from services.db import SessionFactory, transaction
+from services.db import SessionFactory, serialize_writes, transaction
 from services.errors import DomainError, InvalidRequest, NotFound
 from services.notifications.events import PUBLISH_ORDER_EVENTS, PUBLISHED_KINDS
 from services.observability.logs import bind
@@ -365,7 +365,7 @@ class OrderService:
         deadline: datetime | None,
     ) -> _Placement:
         """Choose and lock a quote (module docstring). The caller reserves it in the same transaction."""
-        await self.routing.serialize_writes()
+        await serialize_writes(self.session)
         snapshot = await self.snapshots.get(self.routing, now=now)
         minutes = await self.print_minutes(revision, snapshot.printers.values())
         demand = self.demand_for(order, revision, snapshot, now=now, print_minutes=minutes)

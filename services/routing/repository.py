@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.db import is_sqlite
 from services.factories.models import Printer, Site
 from services.orders.models import PrinterReservation
 from services.routing.domain import Interval
@@ -51,26 +52,13 @@ class RoutingRepository:
             found[printer_id].append((start, end))
         return found
 
-    def _sqlite(self) -> bool:
-        return self.session.get_bind().dialect.name == "sqlite"
-
-    async def serialize_writes(self) -> None:
-        """On SQLite, take the database's single write lock now, before the reads that routing relies on.
-
-        SQLite has no row locks and ignores FOR UPDATE; a write that changes nothing takes its write lock,
-        and the driver's transaction starts with it (so a later savepoint nests inside it instead of being
-        the transaction, whose release would commit). PostgreSQL needs nothing here: see ``lock_sites``.
-        """
-        if self._sqlite():
-            await self.session.exec(sa.update(Site).where(sa.false()).values(name=Site.name))
-
     async def lock_sites(self, site_ids: Collection[uuid.UUID]) -> None:
         """Serialize reservation writes on these sites until the transaction (or savepoint) ends.
 
         PostgreSQL: row locks on the sites, taken in id order so that two lockers never deadlock. SQLite:
-        ``serialize_writes`` already holds the whole database.
+        ``services.db.serialize_writes`` already holds the whole database.
         """
-        if site_ids and not self._sqlite():
+        if site_ids and not is_sqlite(self.session):
             query = select(Site.id).where(col(Site.id).in_(list(site_ids))).order_by(col(Site.id))
             await self.session.exec(query.with_for_update())
 

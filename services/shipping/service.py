@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 
 from parts_catalog.sqltypes import utcnow
 from services.couriers.ports import Booking, BookingRequest, Parcel, Place, Tracking
+from services.db import serialize_writes
 from services.errors import Conflict, NotFound
 from services.factories.models import Site
 from services.orders.models import Order
@@ -98,7 +99,7 @@ class ShippingService:
         courier error (a worker killed mid-call, a booking our tables cannot store) would otherwise be
         woken by the reconciler and tried again for ever."""
         now = now or utcnow()
-        await self.orders.routing.serialize_writes()
+        await serialize_writes(self.session)
         order = await self.orders.repo.order(order_id, for_update=True)
         if order is None or order.site_id is None:
             return None
@@ -269,7 +270,7 @@ class ShippingService:
         return shipment
 
     async def _locked(self, shipment_id: uuid.UUID) -> tuple[Order | None, Shipment | None]:
-        await self.orders.routing.serialize_writes()
+        await serialize_writes(self.session)
         found = await self.repo.shipment(shipment_id)
         if found is None:
             return None, None
@@ -290,7 +291,7 @@ class ShippingService:
         """Add a courier's report to its shipment and move the order on. Returns what happened, in a word
         (``unknown_tracking_number`` included: the caller never tells a partner which numbers exist)."""
         now = now or utcnow()
-        await self.orders.routing.serialize_writes()
+        await serialize_writes(self.session)
         found = await self.repo.by_tracking(courier, tracking.tracking_number)
         if found is None:
             return "unknown_tracking_number"

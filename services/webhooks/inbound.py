@@ -41,6 +41,7 @@ from services.config import Settings
 from services.couriers.karrio import parse_webhook
 from services.couriers.ports import Tracking, TrackingEvent, TrackingStatus
 from services.couriers.registry import KARRIO_PARTNER
+from services.db import serialize_writes
 from services.errors import (
     Conflict,
     DomainError,
@@ -51,7 +52,6 @@ from services.errors import (
 )
 from services.observability.metrics import WEBHOOK_REJECTIONS
 from services.queue import enqueue_after_commit
-from services.routing.repository import RoutingRepository
 from services.shipping.service import ShippingService
 from services.validation import InputRefused, UtcDatetime, loads
 from services.webhooks.models import InboundStatus, InboundWebhook
@@ -264,7 +264,7 @@ class InboundWebhooks:
     # --- processing (workers) ----------------------------------------------------------------------------
 
     async def _locked(self, inbound_id: uuid.UUID) -> InboundWebhook | None:
-        await RoutingRepository(self.session).serialize_writes()
+        await serialize_writes(self.session)
         return await self.session.get(InboundWebhook, inbound_id, with_for_update=True)
 
     async def begin(
