@@ -66,7 +66,7 @@ from services.routing.search import route
 from services.routing.sites import SiteStatus
 from services.routing.slots import after_print
 from services.routing.snapshot import PrinterInfo, Snapshot, SnapshotCache, load_sites
-from slicer_adapters.estimate import estimate
+from slicer_adapters.estimator.model import estimate
 from slicer_adapters.models import MeshStats
 
 log = logging.getLogger(__name__)
