@@ -51,15 +51,12 @@ from scipy.sparse import coo_matrix  # type: ignore[import-untyped]
 from scipy.sparse.csgraph import connected_components  # type: ignore[import-untyped]
 from scipy.spatial import cKDTree  # type: ignore[import-untyped]
 
-from parts_catalog.geometry import (
-    BoolArray,
-    FloatArray,
-    IntArray,
-    MeshFacts,
-    Reason,
-    analyse,
+from parts_catalog.geometry.arrays import BoolArray, FloatArray, IntArray
+from parts_catalog.geometry.check import geometry_reasons
+from parts_catalog.geometry.facts import MeshFacts, analyse
+from parts_catalog.geometry.reasons import Reason
+from parts_catalog.geometry.topology import (
     edge_census,
-    geometry_reasons,
     half_edges,
     inside_other_bodies,
     repeated_vertex_faces,

@@ -42,8 +42,8 @@ from services.couriers.ports import (
     TrackingStatus,
 )
 from services.db import SessionFactory, transaction
-from services.routing.domain import TransitRule
 from services.routing.geo import GeoPoint, haversine_km
+from services.routing.transit import TransitRule
 from services.webhooks.signing import sign
 
 log = logging.getLogger(__name__)

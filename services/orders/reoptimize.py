@@ -22,7 +22,7 @@ from itertools import groupby
 
 from parts_catalog.models import PartRevision
 from services.orders.service import LATENESS_WEIGHT, OrderService, hours, merit
-from services.routing.domain import free_quotes
+from services.routing.candidates import free_quotes
 from services.routing.geo import haversine_km
 from services.routing.optimizer import Job, Move, Option, Printer, Problem, moves, solve
 

@@ -57,20 +57,16 @@ from services.orders.states import UNSTARTED, InvalidTransition, OrderStatus, ch
 from services.printing.models import LEASED, PrintJob, PrintJobStatus
 from services.printing.service import PrintingService
 from services.queue import enqueue_after_commit
-from services.routing.domain import (
-    MATERIAL_CHANGEOVER,
-    VALUE_OF_HOUR,
-    Demand,
-    Quote,
-    RoutingDecision,
-    SiteStatus,
-    after_print,
-    route,
-)
+from services.routing.candidates import MATERIAL_CHANGEOVER, VALUE_OF_HOUR
+from services.routing.demand import Demand
 from services.routing.geo import GeoPoint
+from services.routing.quotes import Quote, RoutingDecision
 from services.routing.repository import RoutingRepository
+from services.routing.search import route
+from services.routing.sites import SiteStatus
+from services.routing.slots import after_print
 from services.routing.snapshot import PrinterInfo, Snapshot, SnapshotCache, load_sites
-from slicer_adapters.estimate import estimate
+from slicer_adapters.estimator.model import estimate
 from slicer_adapters.models import MeshStats
 
 log = logging.getLogger(__name__)

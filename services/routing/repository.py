@@ -17,7 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.db import is_sqlite
 from services.factories.models import Printer, Site
 from services.orders.models import PrinterReservation
-from services.routing.domain import Interval
+from services.routing.calendars import Interval
 
 Reservations = dict[uuid.UUID, list[Interval]]
 

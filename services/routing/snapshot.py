@@ -21,19 +21,12 @@ from services.factories.models import Printer, Site
 from services.factories.repository import SiteRepository
 from services.factories.schemas import WEEKDAYS
 from services.printing.models import PrinterSpec
-from services.routing.domain import (
-    CourierCutoffs,
-    Interval,
-    PrinterState,
-    SiteIndex,
-    SiteState,
-    SiteStatus,
-    TransitModel,
-    TransitRule,
-    WeeklyHours,
-)
+from services.routing.calendars import CourierCutoffs, Interval, WeeklyHours
 from services.routing.geo import GeoPoint
 from services.routing.repository import Reservations, RoutingRepository
+from services.routing.search import SiteIndex
+from services.routing.sites import PrinterState, SiteState, SiteStatus
+from services.routing.transit import TransitModel, TransitRule
 
 log = logging.getLogger(__name__)
 

@@ -38,8 +38,8 @@ from scipy.optimize import least_squares  # type: ignore[import-untyped]
 
 from services.demo.meshes import DEMO_PARTS
 from slicer_adapters.errors import SlicerError
-from slicer_adapters.estimate import DEFAULT_CALIBRATION, Calibration, estimate
-from slicer_adapters.estimator import BuiltinEstimator, mesh_stats
+from slicer_adapters.estimator.adapter import BuiltinEstimator, mesh_stats
+from slicer_adapters.estimator.model import DEFAULT_CALIBRATION, Calibration, estimate
 from slicer_adapters.models import BuildVolume, MeshStats, PrintProfile, SliceJob
 from slicer_adapters.prusaslicer import PrusaSlicerCli
 from slicer_adapters.prusaslicer.config import prusaslicer_config, render_ini

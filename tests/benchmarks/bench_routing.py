@@ -23,20 +23,13 @@ import statistics
 import time as clock
 from datetime import UTC, datetime, time, timedelta
 
-from services.routing.domain import (
-    CourierCutoffs,
-    Demand,
-    PrinterState,
-    RoutingDecision,
-    SiteIndex,
-    SiteState,
-    SiteStatus,
-    TransitModel,
-    TransitRule,
-    WeeklyHours,
-    route,
-)
+from services.routing.calendars import CourierCutoffs, WeeklyHours
+from services.routing.demand import Demand
 from services.routing.geo import GeoPoint
+from services.routing.quotes import RoutingDecision
+from services.routing.search import SiteIndex, route
+from services.routing.sites import PrinterState, SiteState, SiteStatus
+from services.routing.transit import TransitModel, TransitRule
 
 SIZES = (10, 100, 1_000, 10_000)
 GOAL_P99_MS_AT_1000 = 5.0

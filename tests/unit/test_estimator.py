@@ -10,10 +10,11 @@ import pytest
 import trimesh
 from manifold3d import CrossSection, Manifold
 
-from slicer_adapters import estimator, gcode
+from slicer_adapters import gcode
 from slicer_adapters.errors import EmptySliceOutput, SlicerError, SlicerTimeout
-from slicer_adapters.estimate import estimate
-from slicer_adapters.estimator import BuiltinEstimator, format_duration, mesh_stats
+from slicer_adapters.estimator import adapter as estimator
+from slicer_adapters.estimator.adapter import BuiltinEstimator, format_duration, mesh_stats
+from slicer_adapters.estimator.model import estimate
 from slicer_adapters.models import BuildVolume, MeshStats, PrintProfile, SliceJob
 
 BED = BuildVolume(x_mm=250, y_mm=210, z_mm=210)

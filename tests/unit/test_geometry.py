@@ -18,7 +18,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
-from parts_catalog import geometry
 from parts_catalog.formats import ModelFormat
 from parts_catalog.geometry import (
     REPORT_VERSION,
@@ -30,8 +29,9 @@ from parts_catalog.geometry import (
     analyse,
     check_model,
     load_model,
-    merge_coincident,
+    reading,
 )
+from parts_catalog.geometry.reading import merge_coincident
 
 LIMITS = MeshLimits()
 
@@ -487,7 +487,7 @@ def test_merge_keeps_corners_a_micrometre_apart() -> None:
 
 def test_merge_survives_hash_collisions(monkeypatch: pytest.MonkeyPatch) -> None:
     # Zero multipliers hash every vertex alike: the exactness check must catch it and merge exactly anyway.
-    monkeypatch.setattr(geometry, "_HASH_MULTIPLIERS", np.zeros(3, dtype=np.uint64))
+    monkeypatch.setattr(reading, "_HASH_MULTIPLIERS", np.zeros(3, dtype=np.uint64))
 
     vertices, faces = merge_coincident(np.asarray(cube().triangles))
 
@@ -523,7 +523,7 @@ def test_ascii_stl_with_two_solids_loads_both(tmp_path: Path) -> None:
 def test_ascii_stl_is_read_whole_across_chunk_boundaries(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk_bytes: int
 ) -> None:
-    monkeypatch.setattr(geometry, "_SCAN_CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(reading, "_SCAN_CHUNK_BYTES", chunk_bytes)
     path = tmp_path / "cube.stl"
     path.write_text(ascii_stl(cube()).upper())  # upper case, as some exporters write
 

@@ -28,10 +28,9 @@ from services.routing.optimizer import (
     unplaced_penalty_of,
     validate_plan,
 )
-from services.routing.optimizer import _compile as compile_model
-from services.routing.optimizer import _greedy as greedy_fill
-from services.routing.optimizer import _plan as plan_of
-from services.routing.optimizer import _Search as Search
+from services.routing.optimizer.model import compile_model, plan_of
+from services.routing.optimizer.search import Search
+from services.routing.optimizer.search import greedy as greedy_fill
 
 
 def option(

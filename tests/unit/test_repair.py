@@ -19,8 +19,8 @@ from parts_catalog.geometry import (
     analyse,
     check_model,
     load_model,
-    merge_coincident,
 )
+from parts_catalog.geometry.reading import merge_coincident
 from parts_catalog.pipeline import check_and_repair
 from parts_catalog.repair import RepairOutcome, RepairVerdict, repair
 from parts_catalog.reports import REPAIRED_FORMAT

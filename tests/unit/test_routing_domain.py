@@ -12,25 +12,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.routing.domain import (
-    MATERIAL_CHANGEOVER,
-    CourierCutoffs,
-    Demand,
-    LostBecause,
-    PrinterState,
-    Quote,
-    RejectionReason,
-    RoutingDecision,
-    SiteIndex,
-    SiteState,
-    SiteStatus,
-    TransitModel,
-    TransitRule,
-    WeeklyHours,
-    earliest_start,
-    route,
-)
+from services.routing.calendars import CourierCutoffs, WeeklyHours
+from services.routing.candidates import MATERIAL_CHANGEOVER
+from services.routing.demand import Demand
 from services.routing.geo import GeoPoint, SphereIndex, haversine_km
+from services.routing.quotes import LostBecause, Quote, RejectionReason, RoutingDecision
+from services.routing.search import SiteIndex, route
+from services.routing.sites import PrinterState, SiteState, SiteStatus
+from services.routing.slots import earliest_start
+from services.routing.transit import TransitModel, TransitRule
 
 BERLIN = "Europe/Berlin"
 BERLIN_CENTRE = GeoPoint(52.52, 13.405)

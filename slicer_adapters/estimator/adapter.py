@@ -3,7 +3,7 @@
 ``BuiltinEstimator`` is a ``Slicer`` that needs no binary: it loads the STL, measures it,
 estimates, and writes a simple but real G-code (each layer's outline, no infill) marked as a preview.
 
-The model itself is in ``slicer_adapters.estimate``.
+The model itself is in ``slicer_adapters.estimator.model``.
 
 Face classes (the same thresholds as ``parts_catalog.geometry``, so a geometry report and the estimator
 agree): a face with unit normal ``n`` is *up* when ``n_z >= 0.7071``, *down* when ``n_z <= -0.7071`` and
@@ -25,7 +25,7 @@ import trimesh
 from numpy.typing import NDArray
 
 from slicer_adapters.errors import EmptySliceOutput, SlicerFailed, SlicerResourceExhausted, SlicerTimeout
-from slicer_adapters.estimate import DEFAULT_CALIBRATION, Calibration, Estimate, estimate
+from slicer_adapters.estimator.model import DEFAULT_CALIBRATION, Calibration, Estimate, estimate
 from slicer_adapters.models import MeshStats, SliceJob, SliceResult
 
 # The model's version: part of the slice cache key with the calibration id. Bump when ``estimate`` or the
