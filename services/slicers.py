@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from services.config import Settings
 from slicer_adapters.curaengine.adapter import CuraEngineCli
-from slicer_adapters.estimator import BuiltinEstimator
+from slicer_adapters.estimator.adapter import BuiltinEstimator
 from slicer_adapters.prusaslicer.adapter import PrusaSlicerCli
 from slicer_adapters.registry import SlicerRegistry
 

@@ -1,6 +1,3 @@
 """The built-in estimator, no binary needed: ``model`` (print time and filament from geometry facts, pure
-arithmetic) and ``adapter`` (the ``Slicer`` that measures an STL, applies the model, writes a preview)."""
-
-from slicer_adapters.estimator.adapter import BuiltinEstimator
-
-__all__ = ["BuiltinEstimator"]
+arithmetic, which the API's routing uses) and ``adapter`` (the ``Slicer`` that measures an STL, applies the
+model, writes a preview). Nothing is imported here: the API process must not load the adapter's mesh code."""

@@ -12,7 +12,7 @@ import trimesh
 from services.demo.meshes import DEMO_PARTS, export_model
 from slicer_adapters.curaengine import CuraEngineCli
 from slicer_adapters.errors import SlicerError, SlicerTimeout
-from slicer_adapters.estimator import BuiltinEstimator
+from slicer_adapters.estimator.adapter import BuiltinEstimator
 from slicer_adapters.models import BuildVolume, PrintProfile, SliceJob, SliceResult
 from slicer_adapters.ports import Slicer
 from slicer_adapters.prusaslicer import PrusaSlicerCli
