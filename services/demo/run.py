@@ -573,6 +573,80 @@ async def _orders(tech: httpx.AsyncClient, say: Callable[[str], None]) -> dict[s
     }
 
 
+async def _catalog(
+    admin: httpx.AsyncClient, org_id: str, say: Callable[[str], None]
+) -> tuple[list[tuple[DemoPart, dict[str, Any]]], float]:
+    """Create the demo parts and upload a revision of each; the slowest upload's milliseconds."""
+    upload_ms, uploaded = [], []
+    for demo_part in DEMO_PARTS:
+        part = await _ensure_part(admin, org_id, demo_part)
+        revision, ms = await _upload(admin, part["id"], demo_part)
+        upload_ms.append(ms)
+        uploaded.append((demo_part, revision))
+        say(
+            f"  {demo_part.part_number:<12} {demo_part.name:<46} rev {revision['number']:>2} "
+            f"{revision['format']:<10} {revision['size_bytes']:>8} B  {revision['status']}"
+        )
+    return uploaded, max(upload_ms)
+
+
+async def _checks(
+    admin: httpx.AsyncClient, uploaded: list[tuple[DemoPart, dict[str, Any]]], say: Callable[[str], None]
+) -> list[dict[str, Any]]:
+    """Wait for the worker's geometry check of each uploaded revision."""
+    checked = []
+    for demo_part, revision in uploaded:
+        path = f"/parts/{revision['part_id']}/revisions/{revision['id']}"
+        done = await _until(admin, path, lambda r: r["status"] in ("ready", "rejected"))
+        checked.append(done)
+        say(f"  {demo_part.part_number:<12} {done['status']:<9} {_report_line(done)}")
+    return checked
+
+
+async def _preparations(
+    admin: httpx.AsyncClient, checked: list[dict[str, Any]], say: Callable[[str], None]
+) -> list[tuple[str, dict[str, Any]]]:
+    """Prepare each ready revision for the demo printer: (part number, print job)."""
+    jobs = []
+    for demo_part, revision in zip(DEMO_PARTS, checked, strict=True):
+        if revision["status"] != "ready":
+            continue
+        job = await _prepare(admin, revision["id"])
+        jobs.append((demo_part.part_number, job))
+        if job["status"] == "ready":
+            cut = job["slice"]
+            say(
+                f"  {demo_part.part_number:<12} {cut['slicer']:<11} {cut['print_seconds'] / 60:6.1f} min "
+                f"{cut['filament_g']:6.1f} g  {cut['layer_count']:4d} layers  "
+                f"({job['orientation']['candidate']}, {job['orientation']['height_mm']:.1f} mm high)"
+            )
+        else:
+            say(f"  {demo_part.part_number:<12} failed: {job['failure']['code']}")
+    return jobs
+
+
+async def _tenancy(
+    tech: httpx.AsyncClient, outsider: httpx.AsyncClient, say: Callable[[str], None]
+) -> tuple[int, int]:
+    """What another organization's technician sees of the parts: (listed, status of a direct GET)."""
+    outsider_sees = len(_ok(await outsider.get("/parts", params={"limit": 100}), 200)["items"])
+    first = _ok(await tech.get("/parts", params={"part_number": DEMO_PARTS[0].part_number}), 200)["items"][0]
+    outsider_get = (await outsider.get(f"/parts/{first['id']}")).status_code
+    say(f"A Southwind technician sees {outsider_sees} of them; asks for one directly: {outsider_get}")
+    if outsider_sees or outsider_get != 404:
+        raise DemoFailed("tenancy leak: another organization can see Northwind's parts")
+    return outsider_sees, outsider_get
+
+
+async def _revision_statuses(tech: httpx.AsyncClient) -> Counter[str]:
+    """How many of the organization's revisions are in each status."""
+    statuses: Counter[str] = Counter()
+    for item in _ok(await tech.get("/parts", params={"limit": 100}), 200)["items"]:
+        for revision in _ok(await tech.get(f"/parts/{item['id']}/revisions"), 200):
+            statuses[revision["status"]] += 1
+    return statuses
+
+
 async def run_demo(settings: Settings, *, redis_url: str, echo: Echo = print) -> dict[str, Any]:
     say = echo or (lambda _: None)
     timings: dict[str, float] = {}
@@ -602,45 +676,16 @@ async def run_demo(settings: Settings, *, redis_url: str, echo: Echo = print) ->
         other = await _organization(admin, *_OTHER_CUSTOMER)
 
         say(f"\nCatalog for {org['name']}:")
-        upload_ms, uploaded = [], []
-        for demo_part in DEMO_PARTS:
-            part = await _ensure_part(admin, org["id"], demo_part)
-            revision, ms = await _upload(admin, part["id"], demo_part)
-            upload_ms.append(ms)
-            uploaded.append((demo_part, revision))
-            say(
-                f"  {demo_part.part_number:<12} {demo_part.name:<46} rev {revision['number']:>2} "
-                f"{revision['format']:<10} {revision['size_bytes']:>8} B  {revision['status']}"
-            )
-        timings["upload_ms_max"] = max(upload_ms)
+        uploaded, timings["upload_ms_max"] = await _catalog(admin, org["id"], say)
 
         checked_at = time.perf_counter()
         say("\nGeometry checks (worker):")
-        checked = []
-        for demo_part, revision in uploaded:
-            path = f"/parts/{revision['part_id']}/revisions/{revision['id']}"
-            done = await _until(admin, path, lambda r: r["status"] in ("ready", "rejected"))
-            checked.append(done)
-            say(f"  {demo_part.part_number:<12} {done['status']:<9} {_report_line(done)}")
+        checked = await _checks(admin, uploaded, say)
         timings["checks_ms"] = (time.perf_counter() - checked_at) * 1000
 
         prepared_at = time.perf_counter()
         say(f"\nPrint preparation for {DEMO_PRINTER['name']} (orient, slice):")
-        jobs = []
-        for demo_part, revision in zip(DEMO_PARTS, checked, strict=True):
-            if revision["status"] != "ready":
-                continue
-            job = await _prepare(admin, revision["id"])
-            jobs.append((demo_part.part_number, job))
-            if job["status"] == "ready":
-                cut = job["slice"]
-                say(
-                    f"  {demo_part.part_number:<12} {cut['slicer']:<11} {cut['print_seconds'] / 60:6.1f} min "
-                    f"{cut['filament_g']:6.1f} g  {cut['layer_count']:4d} layers  "
-                    f"({job['orientation']['candidate']}, {job['orientation']['height_mm']:.1f} mm high)"
-                )
-            else:
-                say(f"  {demo_part.part_number:<12} failed: {job['failure']['code']}")
+        jobs = await _preparations(admin, checked, say)
         timings["preparation_ms"] = (time.perf_counter() - prepared_at) * 1000
 
         tech = await _technician_client(admin, org["id"])
@@ -648,14 +693,7 @@ async def run_demo(settings: Settings, *, redis_url: str, echo: Echo = print) ->
         async with tech, outsider:
             searches = await _searches(tech)
             say("\nSearches as a Northwind technician: " + ", ".join(f"{k}={v}" for k, v in searches.items()))
-            outsider_sees = len(_ok(await outsider.get("/parts", params={"limit": 100}), 200)["items"])
-            first = _ok(await tech.get("/parts", params={"part_number": DEMO_PARTS[0].part_number}), 200)[
-                "items"
-            ][0]
-            outsider_get = (await outsider.get(f"/parts/{first['id']}")).status_code
-            say(f"A Southwind technician sees {outsider_sees} of them; asks for one directly: {outsider_get}")
-            if outsider_sees or outsider_get != 404:
-                raise DemoFailed("tenancy leak: another organization can see Northwind's parts")
+            outsider_sees, outsider_get = await _tenancy(tech, outsider, say)
 
             sited_at = time.perf_counter()
             say("\nMicrofactories (open around the clock, courier pickup daily at 18:00 Berlin time):")
@@ -689,12 +727,8 @@ async def run_demo(settings: Settings, *, redis_url: str, echo: Echo = print) ->
             say("\nMetrics (GET /metrics, as Prometheus scrapes it; non-zero series):")
             metrics = await _metrics(admin, say)
 
-            statuses: Counter[str] = Counter()
-            revisions = 0
-            for item in _ok(await tech.get("/parts", params={"limit": 100}), 200)["items"]:
-                for revision in _ok(await tech.get(f"/parts/{item['id']}/revisions"), 200):
-                    statuses[revision["status"]] += 1
-                    revisions += 1
+            statuses = await _revision_statuses(tech)
+            revisions = statuses.total()
 
     timings["total_ms"] = (time.perf_counter() - started) * 1000
     summary = {
