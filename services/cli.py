@@ -136,7 +136,7 @@ def sites_import(
 ) -> None:
     """Create or replace sites by slug from a file, all or nothing."""
     from services.factories.importer import ImportFileError, read_sites
-    from services.factories.service import SiteRegistry
+    from services.fulfilment.unit_of_work import site_registry
 
     try:
         specs = read_sites(file)
@@ -145,7 +145,7 @@ def sites_import(
         raise typer.Exit(2) from exc
     settings = _settings(data_dir)
 
-    result = _run(_in_transaction(settings, lambda session: SiteRegistry(session).import_sites(specs)))
+    result = _run(_in_transaction(settings, lambda session: site_registry(session).import_sites(specs)))
     created, updated = result.created, result.updated
     typer.echo(f"{len(created)} sites created, {len(updated)} updated")
 
@@ -191,8 +191,8 @@ def orders_reoptimize(
     """Re-plan every order that has not started printing across all sites; show or apply the moves worth
     making. The worker runs the same every SPAREFLOW_REOPTIMIZE_INTERVAL_MINUTES."""
     from parts_catalog.storage import LocalBlobStore
+    from services.fulfilment.unit_of_work import order_transaction
     from services.orders.reoptimize import reoptimize
-    from services.orders.service import order_transaction
     from services.routing.snapshot import SnapshotCache
 
     settings = _settings(data_dir)

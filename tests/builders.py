@@ -19,7 +19,7 @@ from services.api.app import create_app
 from services.config import Settings
 from services.db import create_engine, session_factory, transaction
 from services.demo.meshes import DEMO_PARTS, export_model
-from services.factories.repository import FactoryJobRepository
+from services.fulfilment.repository import FactoryJobRepository
 from services.printing.models import PrintJobLease
 from tests.workers import run_worker_until_idle
 

@@ -23,9 +23,9 @@ import services.models  # noqa: F401  (all tables on the metadata)
 from parts_catalog.storage import LocalBlobStore
 from services.config import Settings
 from services.db import create_engine, session_factory
+from services.fulfilment.unit_of_work import order_transaction
 from services.migrate import upgrade
 from services.orders.reoptimize import OpenOrders
-from services.orders.service import order_transaction
 from services.routing.snapshot import SnapshotCache
 from tests import tally
 from tests.builders import app_client, asyncpg_dsn

@@ -21,11 +21,13 @@ from services.api.resources import AppResources
 from services.api.uploads import receive_model_upload
 from services.db import transaction
 from services.errors import Forbidden, NotAuthenticated
-from services.factories.leases import FactoryCaller, FactoryJobs
 from services.factories.service import SiteRegistry
+from services.fulfilment.leases import FactoryCaller, FactoryJobs
+from services.fulfilment.unit_of_work import site_registry
 from services.notifications.service import WebhookPolicy, WebhookService
 from services.orders.service import OrderService
 from services.printing.service import PrintingService
+from services.routing.placement import Placement
 from services.shipping.service import ShippingService
 from services.webhooks.inbound import InboundWebhooks
 from services.webhooks.partners import PartnerSecrets
@@ -104,7 +106,7 @@ Accounts = Annotated[AccountsService, Depends(get_accounts)]
 
 
 def get_sites(session: DbSession) -> SiteRegistry:
-    return SiteRegistry(session)
+    return site_registry(session)
 
 
 Sites = Annotated[SiteRegistry, Depends(get_sites)]
@@ -113,7 +115,7 @@ Sites = Annotated[SiteRegistry, Depends(get_sites)]
 def get_orders(
     session: DbSession, catalog: Catalog, printing: Printing, resources: Resources
 ) -> OrderService:
-    return OrderService(session, catalog, printing, resources.snapshots)
+    return OrderService(session, catalog, printing, Placement(session, resources.snapshots))
 
 
 Orders = Annotated[OrderService, Depends(get_orders)]

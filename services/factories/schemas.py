@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from parts_catalog.models import Process
 from parts_catalog.schemas import Material, Name
 from services.accounts.models import Slug
+from services.addresses import Address
 from services.couriers.registry import CourierName
-from services.orders.schemas import Address
 from slicer_adapters.models import BuildVolume, PrintProfile
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -15,7 +15,24 @@ from services.errors import Conflict, NotFound
 from services.factories.models import Printer, Site
 from services.factories.repository import SiteRepository
 from services.factories.schemas import PrinterIn, SiteIn, SiteStatus
-from services.orders.service import enqueue_site_reroute
+from services.queue import enqueue_after_commit
+
+REROUTE_SITE = "reroute_site"
+
+
+def reroute_site_job_id(site_id: uuid.UUID) -> str:
+    return f"{REROUTE_SITE}:{site_id}"
+
+
+def enqueue_site_reroute(session: AsyncSession, site_id: uuid.UUID) -> None:
+    """After the commit, move the site's unstarted orders elsewhere (``workers.jobs.orders.reroute_site``)."""
+    enqueue_after_commit(session, REROUTE_SITE, str(site_id), job_id=reroute_site_job_id(site_id))
+
+
+class ReservedPrinters(Protocol):
+    """Keys of a site's printers, other than ``keep_keys``, that hold a reserved slot (routing knows)."""
+
+    async def __call__(self, site_id: uuid.UUID, keep_keys: Iterable[str]) -> list[str]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +81,10 @@ def _printer_fields(spec: PrinterIn) -> dict[str, Any]:
 
 
 class SiteRegistry:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, *, reserved_printers: ReservedPrinters) -> None:
         self.session = session
         self.repo = SiteRepository(session)
+        self.reserved_printers = reserved_printers
 
     async def create_site(self, spec: SiteIn) -> SiteView:
         if await self.repo.site_by_slug(spec.slug) is not None:
@@ -132,7 +150,7 @@ class SiteRegistry:
 
     async def _replace_printers(self, site: Site, spec: SiteIn) -> SiteView:
         keep = [p.key for p in spec.printers]
-        busy = await self.repo.printers_with_reservations(site.id, keep)
+        busy = await self.reserved_printers(site.id, keep)
         if busy:
             raise Conflict(
                 "these printers hold orders that have not started; re-route or cancel them first "

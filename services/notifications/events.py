@@ -1,44 +1,15 @@
-"""Which order events customers receive, what their webhook body looks like, and the publisher's job name.
-
-Kept free of services imports beyond the order tables and what customers see of them
-(``services.orders.audience``): ``services.orders.service`` imports this module.
-"""
+"""What an order event's webhook body looks like: its id, its JSON, its exact bytes. Which events are
+published is the orders' to say (``services.orders.events``)."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
 from services.orders.audience import Audience, visible_data
+from services.orders.events import EventType
 from services.orders.models import Order, OrderEvent
-
-# The publisher's job (workers.jobs.notifications), woken after an event of a published kind commits.
-PUBLISH_ORDER_EVENTS = "publish_order_events"
-
-
-class EventType(StrEnum):
-    """``order.<event kind>``: the order events published to customers' endpoints."""
-
-    ROUTED = "order.routed"
-    PRINTING = "order.printing"
-    PRINTED = "order.printed"
-    SHIPPED = "order.shipped"
-    DELIVERED = "order.delivered"
-    AT_RISK = "order.at_risk"
-    REROUTED = "order.rerouted"
-    FAILED = "order.failed"
-    CANCELLED = "order.cancelled"
-    NEEDS_ATTENTION = "order.needs_attention"
-
-
-# Order event kinds that are published (received, preparing, ready_for_print and the like are internal).
-PUBLISHED_KINDS = frozenset(t.value.removeprefix("order.") for t in EventType)
-
-
-def event_type_of(kind: str) -> EventType | None:
-    return EventType(f"order.{kind}") if kind in PUBLISHED_KINDS else None
 
 
 def msg_id_of(event_id: int) -> str:

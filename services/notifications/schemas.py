@@ -8,9 +8,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from services.notifications.events import EventType
 from services.notifications.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from services.notifications.ssrf import MAX_URL_LENGTH
+from services.orders.events import EventType
 from services.validation import MULTILINE_PATTERN
 
 

@@ -35,12 +35,13 @@ from services.accounts.models import Organization
 from services.config import Settings
 from services.db import serialize_writes
 from services.errors import Conflict, InvalidRequest, NotFound
-from services.notifications.events import body_of, event_type_of, msg_id_of, payload_of
+from services.notifications.events import body_of, msg_id_of, payload_of
 from services.notifications.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from services.notifications.repository import WebhookRepository
 from services.notifications.schemas import EndpointIn
 from services.notifications.sender import AttemptRequest, AttemptResult
 from services.notifications.ssrf import check_target
+from services.orders.events import event_type_of
 from services.queue import enqueue_after_commit
 from services.webhooks.signing import new_secret
 

@@ -1,4 +1,4 @@
-"""Order tables: the order, its events (the timeline's source) and the printer slots orders reserve."""
+"""Order tables: the order and its events (the timeline's source)."""
 
 from __future__ import annotations
 
@@ -66,22 +66,3 @@ class OrderEvent(SQLModel, table=True):
     data: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
     # When the outbound-webhook publisher fanned the event out (services.notifications); None: not yet.
     published_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
-
-
-class PrinterReservation(SQLModel, table=True):
-    """A printer slot ``[start_at, end_at)`` held for an order; ``released_at`` set when it is given back.
-
-    Written only while the printer's site row is locked (``RoutingRepository.lock_sites``), so that two
-    active reservations of one printer never overlap.
-    """
-
-    __tablename__ = "printer_reservation"
-    __table_args__ = (sa.Index("ix_printer_reservation_printer_end", "printer_id", "end_at"),)
-
-    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    printer_id: uuid.UUID = Field(foreign_key="printer.id", ondelete="CASCADE")
-    order_id: uuid.UUID = Field(foreign_key="orders.id", index=True)
-    start_at: datetime = Field(sa_type=UTCDateTime)
-    end_at: datetime = Field(sa_type=UTCDateTime)
-    released_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

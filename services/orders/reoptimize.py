@@ -6,7 +6,7 @@ plan can be cheaper (courier cost) and later less often. The plan is an approxim
 printer free for the whole horizon), so each proposed move is checked again, under the site lock, by routing
 the order to the proposed site from fresh rows: it is applied only if that real quote beats the order's
 current promise by ``min_gain``. Moves of one group (they share printers) go in one transaction: all or
-none. An order that started meanwhile is never moved (``OrderService.move_to_site``).
+none. An order that started meanwhile is never moved (``move_to_site``).
 """
 
 from __future__ import annotations
@@ -21,10 +21,15 @@ from datetime import datetime, timedelta
 from itertools import groupby
 
 from parts_catalog.models import PartRevision
-from services.orders.service import LATENESS_WEIGHT, OrderService, hours, merit
-from services.routing.candidates import free_quotes
+from services.orders.demand import demand_for, print_minutes
+from services.orders.models import Order
+from services.orders.service import OrderService
+from services.orders.states import UNSTARTED
+from services.routing.candidates import VALUE_OF_HOUR, free_quotes
 from services.routing.geo import haversine_km
 from services.routing.optimizer import Job, Move, Option, Printer, Problem, moves, solve
+from services.routing.placement import NoCapableSite, SlaUnachievable
+from services.routing.schemas import RoutingOut
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +38,19 @@ MAX_SITES = 8  # candidate sites per order besides its own: the nearest capable 
 MAX_ORDERS = 2000
 
 OpenOrders = Callable[[], AbstractAsyncContextManager[OrderService]]
+# The re-optimiser's price of an hour of lateness, in courier-cost units (the router's value of an hour).
+LATENESS_WEIGHT = 1.0
+
+
+def hours(delta: timedelta) -> float:
+    return delta.total_seconds() / 3600
+
+
+def merit(cost: float, delivery: datetime, need_by: datetime, *, now: datetime) -> float:
+    """What a promise costs, in courier-cost units: the courier, the router's value of each hour to the
+    door, and ``LATENESS_WEIGHT`` more per hour late. Lower is better; the re-optimiser compares these."""
+    late = max(0.0, hours(delivery - need_by))
+    return cost + VALUE_OF_HOUR * max(0.0, hours(delivery - now)) + LATENESS_WEIGHT * late
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +69,41 @@ class _GroupAbandoned(Exception):
     """A move of the group did not hold up against fresh rows: roll back the whole group."""
 
 
+async def move_to_site(
+    orders: OrderService, order_id: uuid.UUID, site_id: str, *, min_gain: float, now: datetime
+) -> Order | None:
+    """Re-route an unstarted order to one site, if the fresh quote there beats its current promise's
+    ``merit`` by ``min_gain`` without delivering later than the order is now heading for (the later of its
+    promise and its ETA). None: not moved."""
+    order = await orders.repo.order(order_id, for_update=True)
+    if (
+        order is None
+        or order.status not in UNSTARTED
+        or order.routing is None
+        or str(order.site_id) == site_id
+    ):
+        return None
+    revision = await orders.catalog.revision(order.revision_id)
+    snapshot = await orders.placement.snapshot(now=now)
+    others = frozenset(snapshot.sites) - {site_id}
+    try:
+        reserved = await orders.reserve(order, revision, now=now, accept_late=True, exclude=others)
+    except (SlaUnachievable, NoCapableSite):
+        return None
+    quote = reserved.quote
+    eta = order.eta or quote.delivery_at
+    # A move the order does not need never delivers later than it is heading for: the customer plans around
+    # the promise, and the watchdog, which moves an order only to an earlier delivery, would otherwise be
+    # undone here and move it out again (the two would take turns with it).
+    if quote.delivery_at > max(eta, order.promised_delivery_at or eta):
+        return None
+    current = merit(RoutingOut.model_validate(order.routing).quote.courier_cost, eta, order.need_by, now=now)
+    if current - merit(quote.cost, quote.delivery_at, order.need_by, now=now) < min_gain:
+        return None
+    await orders.reassign(order, revision, reserved, reason="reoptimized", now=now)
+    return order
+
+
 async def build_problem(orders: OrderService, *, now: datetime, horizon: timedelta = HORIZON) -> Problem:
     """Every unstarted order as a job, with options on its own site's printers and on the nearest capable
     sites' (``MAX_SITES``), each printer free for ``horizon``.
@@ -59,7 +112,7 @@ async def build_problem(orders: OrderService, *, now: datetime, horizon: timedel
     router's value of each hour to the door, queue-free), so that the plan and the router agree on what is
     better; the optimizer adds lateness from its queue model on top.
     """
-    snapshot = await orders.snapshots.get(orders.routing, now=now, fresh=True)
+    snapshot = await orders.placement.snapshot(now=now, fresh=True)
     jobs: list[Job] = []
     used: dict[str, str] = {}
     # Many orders share a part: its revision and print minutes are read once.
@@ -69,10 +122,10 @@ async def build_problem(orders: OrderService, *, now: datetime, horizon: timedel
             revision = await orders.catalog.revision(order.revision_id)
             revisions[order.revision_id] = (
                 revision,
-                await orders.print_minutes(revision, snapshot.printers.values()),
+                await print_minutes(orders.printing, revision, snapshot.printers.values()),
             )
         revision, minutes = revisions[order.revision_id]
-        demand = orders.demand_for(order, revision, snapshot, now=now, print_minutes=minutes)
+        demand = demand_for(order, revision, snapshot, now=now, print_minutes=minutes)
         own = snapshot.sites.get(str(order.site_id))
         candidates = [] if own is None else [(haversine_km(demand.destination, own.location), own)]
         for km, site in snapshot.index.nearest(demand.destination):
@@ -131,8 +184,8 @@ async def reoptimize(
                 async with open_orders() as orders:
                     for move in members:
                         assert move.to_printer is not None
-                        moved = await orders.move_to_site(
-                            uuid.UUID(move.job_id), sites[move.to_printer], min_gain=min_gain, now=now
+                        moved = await move_to_site(
+                            orders, uuid.UUID(move.job_id), sites[move.to_printer], min_gain=min_gain, now=now
                         )
                         if moved is None:
                             raise _GroupAbandoned

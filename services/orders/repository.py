@@ -12,7 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.factories.models import Site
 from services.factories.schemas import SiteStatus
-from services.orders.models import Order, OrderEvent, PrinterReservation
+from services.orders.models import Order, OrderEvent
 from services.orders.states import UNSTARTED, OrderStatus
 
 
@@ -70,12 +70,6 @@ class OrderRepository:
     async def events(self, order_id: uuid.UUID) -> Sequence[OrderEvent]:
         query = select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(col(OrderEvent.id))
         return (await self.session.exec(query)).all()
-
-    async def active_reservation(self, order_id: uuid.UUID) -> PrinterReservation | None:
-        query = select(PrinterReservation).where(
-            PrinterReservation.order_id == order_id, col(PrinterReservation.released_at).is_(None)
-        )
-        return (await self.session.exec(query)).first()
 
     async def unstarted(self, *, limit: int, site_id: uuid.UUID | None = None) -> Sequence[uuid.UUID]:
         query = select(Order.id).where(*_unstarted(site_id)).order_by(col(Order.need_by))

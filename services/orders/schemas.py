@@ -9,28 +9,18 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from parts_catalog.schemas import Material
+from services.addresses import Address, Line
 from services.orders.audience import Audience, visible_data
 from services.orders.models import Order, OrderEvent
 from services.orders.states import OrderStatus
-from services.validation import MULTILINE_PATTERN, SINGLE_LINE_PATTERN, UtcDatetime
+from services.routing.schemas import RoutingOut
+from services.validation import MULTILINE_PATTERN, UtcDatetime
 
-Line = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=SINGLE_LINE_PATTERN)]
 # Shape only (whether a mailbox exists is the courier's business), and no control characters: \s does not
 # cover C1 or most of C0.
 _EMAIL = r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s\x00-\x1f\x7f-\x9f]+\.[^@\s\x00-\x1f\x7f-\x9f]+$"
 # Orders are for urgent spare parts: more than this many copies is a production run, not an order.
 MAX_QUANTITY = 50
-
-
-class Address(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    lines: list[Line] = Field(min_length=1, max_length=4)
-    city: Line
-    postal_code: Annotated[str, StringConstraints(max_length=20, pattern=r"^[A-Za-z0-9 -]*$")] = ""
-    country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] = Field(
-        description="ISO 3166-1 alpha-2 code, e.g. DE"
-    )
 
 
 class Contact(BaseModel):
@@ -100,53 +90,6 @@ class OrderIn(BaseModel):
         if (self.sla is None) == (self.need_by is None):
             raise ValueError("give exactly one of sla and need_by")
         return self
-
-
-class BreakdownOut(BaseModel):
-    """Where the time goes from the order to the door; the parts add up to ``total_seconds``."""
-
-    queue_wait_seconds: float
-    print_seconds: float  # includes a material change when the printer needs one
-    post_processing_seconds: float
-    courier_wait_seconds: float
-    transit_seconds: float
-    total_seconds: float
-
-
-class QuoteOut(BaseModel):
-    site_id: uuid.UUID
-    site_slug: str
-    printer_id: uuid.UUID
-    printer_key: str
-    service_level: str
-    material: str
-    material_change: bool
-    print_start: datetime
-    print_end: datetime
-    ready_at: datetime
-    pickup_at: datetime
-    delivery_at: datetime
-    distance_km: float
-    courier_cost: float
-    on_time: bool
-    breakdown: BreakdownOut
-    lost_because: str | None = None
-
-
-class EarliestOut(BaseModel):
-    delivery_at: datetime
-    site_id: uuid.UUID
-    site_slug: str
-    service_level: str
-
-
-class RoutingOut(BaseModel):
-    """The decision behind a promise: the chosen quote and the best alternatives with why they lost."""
-
-    decided_at: datetime
-    quote: QuoteOut
-    alternatives: list[QuoteOut]
-    sites_evaluated: int
 
 
 class OrderOut(BaseModel):

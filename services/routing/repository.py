@@ -1,4 +1,5 @@
-"""What routing reads (sites, printers, reserved slots) and the locks that keep reservations disjoint.
+"""What routing reads (sites, printers, reserved slots), the slots it reserves, and the locks that keep
+reservations disjoint.
 
 Nothing here commits.
 """
@@ -16,8 +17,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.db import is_sqlite
 from services.factories.models import Printer, Site
-from services.orders.models import PrinterReservation
 from services.routing.calendars import Interval
+from services.routing.models import PrinterReservation
 
 Reservations = dict[uuid.UUID, list[Interval]]
 
@@ -74,3 +75,23 @@ class RoutingRepository:
             )
             .values(released_at=at)
         )
+
+    async def active_reservation(self, order_id: uuid.UUID) -> PrinterReservation | None:
+        query = select(PrinterReservation).where(
+            PrinterReservation.order_id == order_id, col(PrinterReservation.released_at).is_(None)
+        )
+        return (await self.session.exec(query)).first()
+
+    async def printers_with_reservations(self, site_id: uuid.UUID, keep_keys: Iterable[str]) -> list[str]:
+        """Keys of the site's printers, other than ``keep_keys``, that hold an active reservation."""
+        query = (
+            select(Printer.key)
+            .join(PrinterReservation, col(PrinterReservation.printer_id) == col(Printer.id))
+            .where(
+                col(Printer.site_id) == site_id,
+                col(Printer.key).not_in(list(keep_keys)),
+                col(PrinterReservation.released_at).is_(None),
+            )
+            .distinct()
+        )
+        return sorted((await self.session.exec(query)).all())

@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from parts_catalog.sqltypes import utcnow
 from services.couriers.ports import Booking, BookingRequest, Parcel, Place, Tracking
@@ -30,12 +31,21 @@ from services.db import serialize_writes
 from services.errors import Conflict, NotFound
 from services.factories.models import Site
 from services.orders.models import Order
-from services.orders.service import OrderService, enqueue_shipping
+from services.orders.service import OrderService
 from services.orders.states import OrderStatus
+from services.queue import enqueue_after_commit
 from services.shipping.models import Shipment, ShipmentEvent, ShipmentStatus
 from services.shipping.repository import ShipmentRepository
 from services.shipping.schemas import ShipmentOut
 from services.shipping.tracking import NEEDS_ATTENTION, Observed, fold
+
+SHIP_ORDER = "ship_order"
+
+
+def enqueue_shipping(session: AsyncSession, order_id: uuid.UUID) -> None:
+    """After the commit, book the printed order's courier (``workers.jobs.shipping.ship_order``)."""
+    enqueue_after_commit(session, SHIP_ORDER, str(order_id), job_id=f"{SHIP_ORDER}:{order_id}")
+
 
 S = OrderStatus
 # Packaging around a part, in each dimension and in weight.

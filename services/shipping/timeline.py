@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from services.factories.repository import FactoryJobRepository
+from services.fulfilment.repository import FactoryJobRepository
 from services.orders.audience import Audience, visible_data
 from services.orders.models import OrderEvent
 from services.printing.models import LeaseOutcome

@@ -16,7 +16,7 @@ from arq.connections import RedisSettings
 
 from services.config import Settings
 from services.db import create_engine, session_factory, transaction
-from services.factories.repository import FactoryJobRepository
+from services.fulfilment.repository import FactoryJobRepository
 from tests.builders import (
     BREMEN,
     HAMBURG,

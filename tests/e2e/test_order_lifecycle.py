@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from services.config import Settings
+from services.fulfilment.follow import follow
 from tests.builders import (
     BREMEN,
     HAMBURG,
@@ -116,7 +117,7 @@ async def test_a_failed_print_job_moves_the_order_to_another_site(
     async with orders_in() as orders:
         job = await orders.printing.fail_preparation(job_id, code="slicer_failed", message="segfault")
         assert job is not None
-        await orders.sync_with_job(job)
+        await follow(orders, job)
     moved = await _get(client, shop, order["id"])
     assert moved["status"] == "rerouted"
     assert moved["routing"]["quote"]["site_slug"] == "bremen"

@@ -27,10 +27,10 @@ from parts_catalog.sqltypes import utcnow
 from parts_catalog.storage import LocalBlobStore
 from services.config import Settings
 from services.db import create_engine, session_factory, transaction
-from services.notifications.events import PUBLISH_ORDER_EVENTS
+from services.fulfilment.unit_of_work import order_transaction
 from services.notifications.models import DeliveryStatus
 from services.notifications.service import WebhookPolicy, WebhookService
-from services.orders.service import order_transaction
+from services.orders.events import PUBLISH_ORDER_EVENTS
 from services.routing.snapshot import SnapshotCache
 from services.workers.settings import build_worker
 from tests.builders import (

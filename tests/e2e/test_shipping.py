@@ -30,7 +30,7 @@ from services.api.background import serve_in_background
 from services.config import Settings
 from services.couriers.local import LocalCourier, LocalParcel
 from services.db import create_engine, session_factory, transaction
-from services.orders.service import order_transaction
+from services.fulfilment.unit_of_work import order_transaction
 from services.routing.snapshot import SnapshotCache
 from services.shipping.models import ShipmentEvent
 from services.shipping.service import ShippingService

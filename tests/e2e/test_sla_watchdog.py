@@ -15,7 +15,7 @@ import pytest
 from parts_catalog.sqltypes import utcnow
 from services.config import Settings
 from services.orders.reoptimize import OpenOrders, reoptimize
-from services.orders.service import ETA_TOLERANCE, WatchOutcome
+from services.orders.watchdog import ETA_TOLERANCE, WatchOutcome, watch
 from tests import tally
 from tests.builders import (
     BREMEN,
@@ -67,7 +67,7 @@ async def test_orders_on_schedule_keep_their_exact_promise(
     for order in placed:
         decided_at = _at(order["routing"]["decided_at"])
         async with orders_in() as orders:
-            outcome = await orders.watch(uuid.UUID(order["id"]), now=decided_at)
+            outcome = await watch(orders, uuid.UUID(order["id"]), now=decided_at)
         current = await _get(client, shop["tech"], order["id"])
         checked.attempted += 1
         checked.ok += outcome == WatchOutcome(flagged=False, rerouted=False)
@@ -100,7 +100,7 @@ async def test_a_late_order_moves_to_a_site_that_delivers_earlier(
     assert order["routing"]["quote"]["site_slug"] == "hamburg"
     later = utcnow() + timedelta(hours=20)
     async with orders_in() as orders:
-        outcome = await orders.watch(uuid.UUID(order["id"]), now=later)
+        outcome = await watch(orders, uuid.UUID(order["id"]), now=later)
     assert outcome == WatchOutcome(flagged=True, rerouted=True)
 
     moved = await _get(client, tech, order["id"])
@@ -121,13 +121,13 @@ async def test_a_late_order_stays_when_no_site_delivers_earlier(
     order = await _order(client, shop["tech"])
     later = utcnow() + timedelta(hours=20)
     async with orders_in() as orders:
-        outcome = await orders.watch(uuid.UUID(order["id"]), now=later)
+        outcome = await watch(orders, uuid.UUID(order["id"]), now=later)
     assert outcome == WatchOutcome(flagged=True, rerouted=False)
     current = await _get(client, shop["tech"], order["id"])
     assert current["status"] == "at_risk"
     assert current["routing"]["quote"]["site_slug"] == "hamburg"
     async with orders_in() as orders:
-        again = await orders.watch(uuid.UUID(order["id"]), now=later)
+        again = await watch(orders, uuid.UUID(order["id"]), now=later)
     assert again == WatchOutcome(flagged=False, rerouted=False)  # flagged once, not on every run
 
 
@@ -139,7 +139,7 @@ async def test_the_watchdog_leaves_an_at_risk_order_where_no_site_can_save_it(
     # 47 hours on, nobody can deliver within the remaining hour: flag it, keep it.
     later = utcnow() + timedelta(hours=47)
     async with orders_in() as orders:
-        outcome = await orders.watch(uuid.UUID(order["id"]), now=later)
+        outcome = await watch(orders, uuid.UUID(order["id"]), now=later)
     assert outcome == WatchOutcome(flagged=True, rerouted=False)
     current = await _get(client, shop["tech"], order["id"])
     assert current["status"] == "at_risk"
@@ -164,7 +164,7 @@ async def test_the_watchdog_and_the_reoptimiser_never_take_turns_with_an_order(
         before = await _moves(client, tech, ids)
         for order_id in sorted(ids):
             async with orders_in() as orders:
-                await orders.watch(uuid.UUID(order_id), now=now)
+                await watch(orders, uuid.UUID(order_id), now=now)
         await reoptimize(orders_in, min_gain=0.0, apply=True, now=now)
         after = await _moves(client, tech, ids)
         moves_by_round.append(sum((after - before).values()))

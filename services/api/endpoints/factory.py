@@ -1,7 +1,7 @@
 """The factory API: a microfactory's agents pull their site's print jobs under leases and report back.
 
 Factory keys only, and only their own site's jobs: another site's job answers 404 like a missing one.
-See ``services.factories.leases`` for how leases and fencing tokens keep a job printed at most once.
+See ``services.fulfilment.leases`` for how leases and fencing tokens keep a job printed at most once.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from services.api.deps import Factory, FactoryJobService, Resources
 from services.api.endpoints import error_responses
 from services.api.ranges import byte_range
 from services.errors import NotFound
-from services.factories.leases import FactoryJob
+from services.fulfilment.leases import FactoryJob
 from services.printing.schemas import (
     ArtifactKind,
     ClaimedJobOut,

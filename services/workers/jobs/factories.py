@@ -12,8 +12,8 @@ from typing import Any
 
 from parts_catalog.sqltypes import utcnow
 from services.db import transaction
-from services.factories.leases import FactoryJobs
-from services.factories.repository import FactoryJobRepository
+from services.fulfilment.leases import FactoryJobs
+from services.fulfilment.repository import FactoryJobRepository
 from services.workers.context import resources
 from services.workers.jobs.orders import order_service
 

@@ -11,8 +11,7 @@ import hashlib
 import logging
 import tempfile
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -25,8 +24,9 @@ from parts_catalog.reports import ORIENTATION_VERSION
 from parts_catalog.service import CatalogService
 from parts_catalog.sqltypes import utcnow
 from services.db import transaction
+from services.factories.service import enqueue_site_reroute
+from services.fulfilment.unit_of_work import job_step
 from services.orders.repository import OrderRepository
-from services.orders.service import OrderService, enqueue_site_reroute
 from services.printing.models import SliceArtifact
 from services.printing.service import PreparationTask, PrintingService
 from services.workers.context import WorkerResources, resources
@@ -109,19 +109,15 @@ async def check_revision(ctx: dict[str, Any], revision_id: str) -> str:
     return "ready" if outcome.printable else "rejected"
 
 
-@asynccontextmanager
-async def _job_step(res: WorkerResources, job_id: uuid.UUID) -> AsyncIterator[PrintingService]:
-    """One transaction that changes a print job and moves its order along with it (preparing, ready; a
-    failed job re-routes or fails the order). The order is locked before the job, as everywhere that touches
-    both (cancel, re-route, the re-optimiser): the opposite order could deadlock with them."""
-    async with transaction(res.sessions, res.queue) as session:
-        catalog, printing = _services(res, session)
-        orders = OrderService(session, catalog, printing, res.snapshots)
-        await orders.repo.order_of_job(job_id)
-        yield printing
-        job = await printing.repo.job(job_id)
-        if job is not None:
-            await orders.sync_with_job(job)
+def _job_step(res: WorkerResources, job_id: uuid.UUID) -> AbstractAsyncContextManager[PrintingService]:
+    return job_step(
+        res.sessions,
+        res.queue,
+        res.blobs,
+        job_id,
+        archive_limits=res.settings.archive_limits,
+        snapshots=res.snapshots,
+    )
 
 
 async def prepare_print(ctx: dict[str, Any], job_id: str) -> str:

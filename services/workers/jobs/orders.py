@@ -16,9 +16,11 @@ from parts_catalog.sqltypes import utcnow
 from services.db import transaction
 from services.factories.repository import SiteRepository
 from services.factories.schemas import SiteStatus
+from services.fulfilment.unit_of_work import order_transaction
 from services.orders.reoptimize import reoptimize
 from services.orders.repository import OrderRepository
-from services.orders.service import OrderService, order_transaction
+from services.orders.service import OrderService
+from services.orders.watchdog import watch
 from services.workers.context import WorkerResources, resources
 
 log = logging.getLogger(__name__)
@@ -66,7 +68,7 @@ async def watch_orders(ctx: dict[str, Any]) -> dict[str, int]:
     counts = {"checked": 0, "at_risk": 0, "rerouted": 0}
     for order_id in order_ids:
         async with order_service(res) as orders:
-            outcome = await orders.watch(order_id, now=now)
+            outcome = await watch(orders, order_id, now=now)
         counts["checked"] += 1
         counts["at_risk"] += outcome.flagged
         counts["rerouted"] += outcome.rerouted

@@ -25,9 +25,8 @@ from services.couriers.ports import CourierError
 from services.db import transaction
 from services.observability.logs import bind
 from services.observability.metrics import COURIER_ERRORS
-from services.orders.service import enqueue_shipping
 from services.shipping.repository import ShipmentRepository
-from services.shipping.service import ShippingService
+from services.shipping.service import ShippingService, enqueue_shipping
 from services.webhooks.inbound import InboundWebhooks, wake
 from services.workers.context import resources
 from services.workers.jobs.orders import order_service

@@ -8,8 +8,9 @@ agent has claimed since (409 ``lease_lost``), and no job is printed twice to the
 A job whose lease ran out goes back to ``ready`` (the next claim at its site or the sweeper does it). Every
 claim is kept in ``print_job_lease``.
 
-Each call runs in the caller's transaction and locks the order before the job, as everything that touches
-both does. The order follows its job: printing once claimed, printed when completed, back to ready when a
+Each call runs in the caller's transaction and takes its locks in the order of
+``services.fulfilment.unit_of_work`` (the order before the job). The order follows its job
+(``services.fulfilment.follow``): printing once claimed, printed when completed, back to ready when a
 print is lost, re-routed when a job has failed too often at its site or cannot be retried there.
 """
 
@@ -32,9 +33,10 @@ from services.config import Settings
 from services.db import serialize_writes
 from services.errors import Conflict, InvalidRequest, NotFound
 from services.factories.models import Printer
-from services.factories.repository import FactoryJobRepository
 from services.factories.schemas import SiteStatus
-from services.factories.service import SiteRegistry
+from services.fulfilment.follow import follow
+from services.fulfilment.repository import FactoryJobRepository
+from services.fulfilment.unit_of_work import lock_job, site_registry
 from services.observability.metrics import LEASE_EXPIRIES
 from services.orders.models import Order
 from services.orders.service import OrderService
@@ -261,7 +263,7 @@ class FactoryJobs:
             states.move(job, J.CLAIMED, at=now)
             job.progress, job.printer_state = 0.0, PrinterState.PREPARING.value
             await self.session.flush()
-            await self.orders.sync_with_job(job, now=now)
+            await follow(self.orders, job, now=now)
             return await self._view(job), lease
         return None
 
@@ -317,7 +319,7 @@ class FactoryJobs:
         self._clear_lease(job, now)
         await self._end_lease(job, LeaseOutcome.COMPLETED, None, now)
         await self.session.flush()
-        await self.orders.sync_with_job(job, now=now)
+        await follow(self.orders, job, now=now)
         return await self._view(job)
 
     async def fail(
@@ -342,7 +344,7 @@ class FactoryJobs:
                 f"failed {job.failures_here} time(s) at its site; last: {reason}: {request.message}"
             )[:4000]
         await self.session.flush()
-        await self.orders.sync_with_job(job, now=now, reason=reason)
+        await follow(self.orders, job, now=now, reason=reason)
         return await self._view(job)
 
     async def job(self, caller: FactoryCaller, job_id: uuid.UUID) -> FactoryJob:
@@ -375,7 +377,7 @@ class FactoryJobs:
         """Take a silent site offline (its unstarted orders are re-routed); its next call brings it back."""
         now = now or utcnow()
         presence = await self.repo.presence(site_id)
-        registry = SiteRegistry(self.session)
+        registry = site_registry(self.session)
         site = await registry.repo.site(site_id)
         if presence is None or site is None or site.status is SiteStatus.OFFLINE:
             return False
@@ -399,7 +401,7 @@ class FactoryJobs:
             # Silence took the site offline, so its return brings it back; an operator's offline (no
             # silenced_at) is left alone.
             presence.silenced_at = None
-            registry = SiteRegistry(self.session)
+            registry = site_registry(self.session)
             site = await registry.repo.site(site_id)
             if site is not None and site.status is SiteStatus.OFFLINE:
                 await registry.set_status(site_id, SiteStatus.ONLINE)
@@ -424,10 +426,7 @@ class FactoryJobs:
         """The job, locked for a change: on SQLite the database's write lock comes first (it has no row
         locks, so a job read before it may have changed by the time of the write); then its order (unless
         the change leaves the order alone), then the job. With a caller, another site's job is NotFound."""
-        await serialize_writes(self.session)
-        if with_order:
-            await self.orders.repo.order_of_job(job_id)
-        job = await self.printing.repo.job(job_id, for_update=True)
+        job = await lock_job(self.orders, job_id, with_order=with_order)
         return job if caller is None else self._of_site(job, caller, job_id)
 
     @staticmethod
@@ -503,7 +502,7 @@ class FactoryJobs:
         states.move(job, J.READY, at=now)
         job.progress = job.printer_state = None
         await self.session.flush()
-        await self.orders.sync_with_job(job, now=now, reason="lease_expired")
+        await follow(self.orders, job, now=now, reason="lease_expired")
 
     async def _view(self, job: PrintJob) -> FactoryJob:
         order = await self.orders.repo.order_of_job(job.id, for_update=False)

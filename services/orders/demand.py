@@ -1,0 +1,85 @@
+"""What an order asks of routing: its part's size and print minutes per printer profile, where and by when."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+
+from parts_catalog.models import PartRevision
+from services.orders.models import Order
+from services.printing.service import PrintingService
+from services.routing.demand import Demand
+from services.routing.geo import GeoPoint
+from services.routing.snapshot import PrinterInfo, Snapshot
+from slicer_adapters.estimator.model import estimate
+from slicer_adapters.models import MeshStats
+
+
+class PartFacts(BaseModel):
+    """The geometry report's facts that routing needs (sizes in mm, face areas by direction), read from the
+    revision's report; a ready revision has them."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    volume_mm3: float = 0.0
+    area_up_mm2: float = 0.0
+    area_down_mm2: float = 0.0
+    area_side_mm2: float = 0.0
+    size: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    @classmethod
+    def of(cls, revision: PartRevision) -> PartFacts:
+        return cls.model_validate((revision.geometry_report or {}).get("facts") or {})
+
+    def mesh_stats(self) -> MeshStats:
+        return MeshStats(
+            volume_mm3=self.volume_mm3,
+            area_up_mm2=self.area_up_mm2,
+            area_down_mm2=self.area_down_mm2,
+            area_side_mm2=self.area_side_mm2,
+            size_mm=self.size,
+        )
+
+
+async def print_minutes(
+    printing: PrintingService, revision: PartRevision, printers: Iterable[PrinterInfo]
+) -> dict[str, float]:
+    """Minutes for one copy per printer profile: the slice cache's figure, else the built-in estimate from
+    the geometry report's facts."""
+    specs = {info.profile_key: info.spec for info in printers}
+    if not specs:
+        return {}
+    sliced = await printing.cached_print_seconds(revision, list(specs))
+    stats = PartFacts.of(revision).mesh_stats()
+    minutes: dict[str, float] = {}
+    for key, spec in specs.items():
+        seconds = sliced.get(key) or estimate(stats, spec.profile).print_seconds
+        if seconds > 0:
+            minutes[key] = seconds / 60
+    return minutes
+
+
+def demand_for(
+    order: Order,
+    revision: PartRevision,
+    snapshot: Snapshot,
+    *,
+    now: datetime,
+    print_minutes: Mapping[str, float],
+) -> Demand:
+    size = PartFacts.of(revision).size
+    return Demand(
+        revision_id=str(revision.id),
+        process=order.process.value,
+        materials=frozenset(m.casefold() for m in order.materials),
+        # A flat model is rejected by the check; the floor only keeps the arithmetic defined.
+        part_size_mm=(max(size[0], 0.01), max(size[1], 0.01), max(size[2], 0.01)),
+        quantity=order.quantity,
+        destination=GeoPoint(order.destination_lat, order.destination_lon),
+        need_by=order.need_by,
+        now=now,
+        service_levels=snapshot.service_levels or ("standard",),
+        print_minutes=print_minutes,
+    )
