@@ -1,8 +1,8 @@
 """Order jobs: re-route a site's orders, the SLA watchdog, and the batch re-optimiser.
 
-Each order is handled in a transaction of its own: one order that cannot be moved never holds up or rolls
-back the others, and a killed worker leaves every order either moved or untouched (the next run or the
-reconciler takes up the rest).
+Each order is handled in a transaction of its own, its failure contained to it (``services.loops``): one
+order that cannot be moved or checked never holds up or rolls back the others, and a killed worker leaves
+every order either moved or untouched (the next run or the reconciler takes up the rest).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from parts_catalog.sqltypes import utcnow
 from services.db import transaction
 from services.factories.repository import SiteRepository
 from services.factories.schemas import SiteStatus
+from services.loops import ItemFailures
 from services.orders.reoptimize import reoptimize
 from services.orders.repository import OrderRepository
 from services.orders.service import OrderService, order_transaction
@@ -64,12 +65,15 @@ async def watch_orders(ctx: dict[str, Any]) -> dict[str, int]:
     async with transaction(res.sessions) as session:
         order_ids = await OrderRepository(session).unstarted(limit=BATCH)
     counts = {"checked": 0, "at_risk": 0, "rerouted": 0}
+    failures = ItemFailures[uuid.UUID]("watch_orders")
     for order_id in order_ids:
-        async with order_service(res) as orders:
-            outcome = await orders.watch(order_id, now=now)
-        counts["checked"] += 1
-        counts["at_risk"] += outcome.flagged
-        counts["rerouted"] += outcome.rerouted
+        with failures.item(order_id):
+            async with order_service(res) as orders:
+                outcome = await orders.watch(order_id, now=now)
+            counts["checked"] += 1
+            counts["at_risk"] += outcome.flagged
+            counts["rerouted"] += outcome.rerouted
+    counts["failed"] = len(failures.errors)
     if counts["at_risk"] or counts["rerouted"]:
         log.warning("SLA watchdog: %s", counts)
     return counts
