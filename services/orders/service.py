@@ -44,7 +44,7 @@ from services.observability.logs import bind
 from services.observability.metrics import ROUTING_SECONDS
 from services.orders.audience import Audience
 from services.orders.models import Order, OrderEvent, PrinterReservation
-from services.orders.repository import OrderRepository
+from services.orders.repository import REROUTE_FAILED, OrderRepository
 from services.orders.schemas import (
     BreakdownOut,
     EarliestOut,
@@ -598,6 +598,9 @@ class OrderService:
             await self._fail(order, exc.code, at=now, data={"cause": reason})
             return order
         await self._reassign(order, revision, placement, reason=reason, now=now)
+        if order.needs_attention == REROUTE_FAILED:
+            # Moved at last (an operator's re-route, say): nothing is left for an operator to do.
+            self.flag(order, None, at=now)
         return order
 
     async def reroute_by_operator(self, order_id: uuid.UUID) -> Order:

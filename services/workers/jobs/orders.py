@@ -19,7 +19,8 @@ from services.factories.schemas import SiteStatus
 from services.loops import ItemFailures
 from services.orders.reoptimize import reoptimize
 from services.orders.repository import OrderRepository
-from services.orders.service import OrderService, order_transaction
+from services.orders.reroute_failures import record_reroute_failure
+from services.orders.service import REROUTE_SITE, OrderService, order_transaction
 from services.workers.context import WorkerResources, resources
 
 log = logging.getLogger(__name__)
@@ -39,20 +40,33 @@ def order_service(res: WorkerResources) -> AbstractAsyncContextManager[OrderServ
 
 async def reroute_site(ctx: dict[str, Any], site_id: str) -> dict[str, int]:
     """Move every unstarted order of an offline site elsewhere. Idempotent: a moved order is no longer the
-    site's, and a site back online keeps its orders."""
+    site's, and a site back online keeps its orders. An order whose re-route fails is left for the next
+    run (the reconciler re-enqueues the site) and flagged for an operator after ``max_job_attempts``."""
     res = resources(ctx)
     sid = uuid.UUID(site_id)
     async with transaction(res.sessions) as session:
         site = await SiteRepository(session).site(sid)
         if site is None or site.status is not SiteStatus.OFFLINE:
             return {"rerouted": 0, "failed": 0}
-        order_ids = await OrderRepository(session).unstarted(site_id=sid, limit=BATCH)
-    counts = {"rerouted": 0, "failed": 0}
+        order_ids = await OrderRepository(session).stranded(sid, limit=BATCH)
+    counts = {"rerouted": 0, "failed": 0, "errors": 0, "flagged": 0}
+    failures = ItemFailures[uuid.UUID](REROUTE_SITE)
     for order_id in order_ids:
+        with failures.item(order_id):
+            async with order_service(res) as orders:
+                order = await orders.reroute(order_id, reason="site_offline")
+            if order is not None:
+                counts["failed" if order.failure_code else "rerouted"] += 1
+    # Recorded once the others are moved; bounded by max_job_attempts (services.orders.reroute_failures).
+    for order_id, error in failures.errors.items():
+        counts["errors"] += 1
         async with order_service(res) as orders:
-            order = await orders.reroute(order_id, reason="site_offline")
-        if order is not None:
-            counts["failed" if order.failure_code else "rerouted"] += 1
+            flagged = await record_reroute_failure(
+                orders, order_id, error=error, max_attempts=res.settings.max_job_attempts
+            )
+        if flagged:
+            counts["flagged"] += 1
+            log.error("order %s flagged for an operator: re-routing it failed repeatedly", order_id)
     log.info("site %s offline: %s", site_id, counts)
     return counts
 
