@@ -35,11 +35,13 @@ keys_app = typer.Typer(no_args_is_help=True, help="API keys.")
 accounts_app = typer.Typer(no_args_is_help=True, help="Organizations and partners.")
 sites_app = typer.Typer(no_args_is_help=True, help="The microfactory registry.")
 orders_app = typer.Typer(no_args_is_help=True, help="Orders.")
+couriers_app = typer.Typer(no_args_is_help=True, help="Couriers.")
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(sites_app, name="sites")
 app.add_typer(orders_app, name="orders")
+app.add_typer(couriers_app, name="couriers")
 app.command("factory-agent")(factory_agent)
 
 T = TypeVar("T")
@@ -229,6 +231,32 @@ def orders_reoptimize(
         typer.echo(
             f"  order {move.job_id}: printer {move.from_printer} -> {move.to_printer} (saves {move.gain:.1f})"
         )
+
+
+@couriers_app.command("resume-local")
+def couriers_resume_local(
+    tracking_numbers: Annotated[
+        list[str] | None, typer.Argument(help="Parcels to resume (default: every parked one)")
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Make the built-in courier report parked parcels again (after fixing why our API refused their
+    tracking webhooks: the `local` partner's secret, say), attempts counted afresh."""
+    from services.couriers.local import LocalCourier
+
+    settings = _settings(data_dir)
+
+    async def main() -> list[str]:
+        engine = create_engine(settings.resolved_database_url)
+        courier = LocalCourier(session_factory(engine))
+        try:
+            return await courier.resume(tracking_numbers or ())
+        finally:
+            await courier.aclose()
+            await engine.dispose()
+
+    resumed = _run(main())
+    typer.echo(f"{len(resumed)} parcels resumed" + "".join(f"\n  {number}" for number in resumed))
 
 
 @app.command()

@@ -5,7 +5,10 @@ number is derived from it). A booking plans the parcel's day from the distance: 
 ready, transit at road speed, out for delivery, delivered. ``time_scale`` compresses that plan for demos (an
 hour passes in a second at 3600). As each planned event comes due, ``drive`` reports it the way a partner
 does: a Standard-Webhooks-signed POST over real HTTP to our own ``/webhooks/partners/local``, resent until
-it is acknowledged.
+it is acknowledged, but not for ever: a refusal that resending cannot change (a 4xx other than 408, 409 and
+429: the ``local`` partner's secret retired, a body too large) parks the parcel at once, and any other
+failure backs off and parks it after ``max_attempts`` sends of the same event. A parked parcel keeps its last
+error and waits for an operator (``resume``, ``spareflow couriers resume-local``).
 
 Its state lives in its own table, written only here, in transactions of its own: what the courier knows is
 not what Spareflow knows until a webhook says so.
@@ -17,7 +20,8 @@ import asyncio
 import hashlib
 import json
 import logging
-from dataclasses import asdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -69,9 +73,14 @@ class LocalParcel(SQLModel, table=True):
     # The parcel's planned (and, once cancelled, actual) events: {status, at, description, location}.
     plan: list[dict[str, Any]] = Field(sa_type=sa.JSON)
     reported: int = 0  # how many of ``plan`` our receiver has acknowledged
-    # When the next unreported event comes due; None once all are reported.
+    # When the next unreported event comes due (or may be resent); None once all are reported, or parked.
     next_due_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
     cancelled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Sends of the next unreported event that were not acknowledged; back to 0 once one is.
+    attempts: int = 0
+    last_error: str | None = Field(default=None, max_length=500)
+    # Set when resending stopped (refused for good, or ``max_attempts`` used up) until an operator resumes it.
+    parked_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
 
 
 # A road courier: same day within a few hundred km, or a next-day parcel network (the service levels of a
@@ -90,6 +99,21 @@ _PICKUP_DELAY = timedelta(minutes=30)
 _DRIVE_CLAIM = timedelta(seconds=10)
 # Parcels claimed (and reported side by side) at a time.
 _DRIVE_BATCH = 20
+# The wait after the first failed send, quadrupled after each further one (1, 4, 16 min, ...): long enough
+# for our API to come back from a restart or a deploy before ``max_attempts`` parks the parcel. Real time,
+# whatever ``time_scale``: it is our API that is away, not the parcel that travels.
+_RESEND_BACKOFF = timedelta(minutes=1)
+# Answers that may change when the same event is sent again (a timeout, a conflict, a rate limit); every
+# other 4xx is a refusal of the event itself.
+_RETRYABLE_4XX = frozenset({408, 409, 429})
+
+
+@dataclass(frozen=True, slots=True)
+class _Refusal:
+    """An event our receiver did not acknowledge; ``final`` when sending it again cannot change that."""
+
+    error: str
+    final: bool
 
 
 def tracking_number_for(idempotency_key: str) -> str:
@@ -145,12 +169,14 @@ class LocalCourier:
         time_scale: float = 1.0,
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
+        max_attempts: int = 4,
         http: httpx.AsyncClient | None = None,
     ) -> None:
         self.sessions = sessions
         self.time_scale = time_scale
         self.webhook_url = webhook_url
         self.webhook_secret = webhook_secret
+        self.max_attempts = max_attempts
         self._http = http or httpx.AsyncClient(timeout=10.0, follow_redirects=False)
         self._owns_http = http is None
 
@@ -295,8 +321,9 @@ class LocalCourier:
 
         Parcels are claimed in batches (``_claim``) and a batch's parcels are reported side by side, each
         parcel's events in order. Sent outside any transaction; what was acknowledged is recorded after,
-        which ends the claim. A send that fails (our API down, a 5xx) is tried again on the next run: the
-        receiver deduplicates by ``webhook-id``."""
+        which ends the claim. A send that fails (our API down, a 5xx) is tried again after a backoff (the
+        receiver deduplicates by ``webhook-id``), up to ``max_attempts`` times; one refused for good parks
+        the parcel at once."""
         url, secret = self.webhook_url, self.webhook_secret
         if url is None or secret is None:
             return 0
@@ -349,18 +376,21 @@ class LocalCourier:
         """Report the parcel's events due by ``now``, in order, up to the first not acknowledged; record how
         far it got (which also ends the claim). Returns how many were acknowledged."""
         reported = parcel.reported
+        refusal = None
         for index, entry in enumerate(parcel.plan[reported:], start=reported):
-            if datetime.fromisoformat(entry["at"]) > now or not await self._report(
-                parcel, index, entry, url, secret
-            ):
+            if datetime.fromisoformat(entry["at"]) > now:
+                break
+            refusal = await self._report(parcel, index, entry, url, secret)
+            if refusal is not None:
                 break
             reported = index + 1
-        await self._record(parcel.tracking_number, reported)
+        await self._record(parcel.tracking_number, reported, refusal, now=now)
         return reported - parcel.reported
 
     async def _report(
         self, parcel: LocalParcel, index: int, entry: dict[str, Any], url: str, secret: str
-    ) -> bool:
+    ) -> _Refusal | None:
+        """Post one event; None when it was acknowledged."""
         body = json.dumps(
             {
                 "type": "tracking.updated",
@@ -382,23 +412,62 @@ class LocalCourier:
                 url, content=body, headers={**headers, "content-type": "application/json"}
             )
         except httpx.HTTPError as exc:
-            log.warning("local courier: webhook for %s not delivered: %s", parcel.tracking_number, exc)
-            return False
+            return _Refusal(f"{type(exc).__name__}: {exc}", final=False)
         if response.is_success:
-            return True
-        log.warning(
-            "local courier: webhook for %s refused: %s %s",
-            parcel.tracking_number,
-            response.status_code,
-            response.text[:200],
-        )
-        return False
+            return None
+        status = response.status_code
+        final = 400 <= status < 500 and status not in _RETRYABLE_4XX
+        return _Refusal(f"{status} {response.text[:200]}", final=final)
 
-    async def _record(self, tracking_number: str, reported: int) -> None:
+    async def _record(
+        self, tracking_number: str, reported: int, refusal: _Refusal | None, *, now: datetime
+    ) -> None:
         async with transaction(self.sessions) as session:
             parcel = await self._parcel(session, tracking_number, for_update=True)
             # Another driver may have got further, or a cancel may have replaced the plan meanwhile.
             if reported > parcel.reported and reported <= len(parcel.plan):
                 parcel.reported = reported
+                parcel.attempts, parcel.last_error = 0, None
             remaining = parcel.plan[parcel.reported :]
             parcel.next_due_at = datetime.fromisoformat(remaining[0]["at"]) if remaining else None
+            # The refused event is still the next one to report (no other driver got it acknowledged).
+            if refusal is None or not remaining or parcel.reported != reported:
+                return
+            parcel.attempts += 1
+            parcel.last_error = refusal.error[:500]
+            if refusal.final or parcel.attempts >= self.max_attempts:
+                parcel.next_due_at, parcel.parked_at = None, now
+                log.error(
+                    "local courier: parcel %s parked after %d unacknowledged sends of event %d: %s",
+                    tracking_number,
+                    parcel.attempts,
+                    parcel.reported,
+                    refusal.error,
+                )
+                return
+            due = datetime.fromisoformat(remaining[0]["at"])
+            parcel.next_due_at = max(due, now + _RESEND_BACKOFF * 4 ** (parcel.attempts - 1))
+            log.warning(
+                "local courier: event %d of %s not acknowledged (send %d of %d): %s",
+                parcel.reported,
+                tracking_number,
+                parcel.attempts,
+                self.max_attempts,
+                refusal.error,
+            )
+
+    async def resume(self, tracking_numbers: Sequence[str] = (), *, now: datetime | None = None) -> list[str]:
+        """Operators: report parked parcels again (all of them, or those given), with attempts counted
+        afresh, once the cause is fixed. Returns the tracking numbers resumed."""
+        now = now or utcnow()
+        query = (
+            sa.update(LocalParcel)
+            .where(col(LocalParcel.parked_at).is_not(None))
+            .values(parked_at=None, attempts=0, next_due_at=now)
+            .returning(col(LocalParcel.tracking_number))
+            .execution_options(synchronize_session=False)
+        )
+        if tracking_numbers:
+            query = query.where(col(LocalParcel.tracking_number).in_(list(tracking_numbers)))
+        async with transaction(self.sessions) as session:
+            return sorted((await session.exec(query)).scalars())

@@ -27,6 +27,7 @@ class Couriers:
             time_scale=settings.local_courier_time_scale,
             webhook_url=f"{settings.resolved_public_base_url}/webhooks/partners/{LOCAL_PARTNER}",
             webhook_secret=local_secret,
+            max_attempts=settings.max_job_attempts,
         )
         self._couriers: dict[str, Courier] = {"local": self.local}
         if settings.karrio_url and settings.karrio_token:

@@ -90,6 +90,11 @@ class WebhookRepository:
                 sa.update(OrderEvent).where(col(OrderEvent.id).in_(list(event_ids))).values(published_at=at)
             )
 
+    async def mark_unpublishable(self, event_id: int, *, error: str) -> None:
+        await self.session.exec(
+            sa.update(OrderEvent).where(col(OrderEvent.id) == event_id).values(publish_error=error[:500])
+        )
+
     # --- deliveries ------------------------------------------------------------------------------------
 
     async def delivery(self, delivery_id: uuid.UUID, *, for_update: bool = False) -> WebhookDelivery | None:

@@ -6,6 +6,8 @@ The life of one event (an ``order_event`` row written in the order's own transac
    published kind into one pending ``webhook_delivery`` per enabled, subscribed endpoint of the order's
    organization and stamps the event ``published_at`` (events of other kinds and of organizations without
    endpoints too, so the unpublished set stays small). Unique (endpoint, event): a re-run adds nothing.
+   An event that cannot be rendered is stamped too, with its ``publish_error``, and sent nowhere: it would
+   fail the same way on every run and hold up its batch.
 2. ``begin_attempt`` claims a pending, due delivery: counts the attempt and pushes ``next_attempt_at`` past
    the attempt's longest possible duration, then commits. The HTTP request happens outside any transaction
    (``sender.attempt``). A worker killed now leaves the delivery due again once the claim lapses: delivered
@@ -35,13 +37,14 @@ from services.accounts.models import Organization
 from services.config import Settings
 from services.db import serialize_writes
 from services.errors import Conflict, InvalidRequest, NotFound
+from services.loops import ItemFailures
 from services.notifications.events import body_of, msg_id_of, payload_of
 from services.notifications.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from services.notifications.repository import WebhookRepository
 from services.notifications.schemas import EndpointIn
 from services.notifications.sender import AttemptRequest, AttemptResult
 from services.notifications.ssrf import check_target
-from services.orders.events import event_type_of
+from services.orders.events import PUBLISH_ORDER_EVENTS, event_type_of
 from services.queue import enqueue_after_commit
 from services.webhooks.signing import new_secret
 
@@ -238,22 +241,29 @@ class WebhookService:
         ):
             endpoints[endpoint.organization_id].append(endpoint)
         created: list[WebhookDelivery] = []
+        # Rendering is pure: an event that fails once fails on every run, so it is marked failed with its
+        # error (and stamped published below) rather than holding up its batch for ever.
+        failures = ItemFailures[int](PUBLISH_ORDER_EVENTS)
         for event, order, event_type in published:
             assert event.id is not None  # a stored row
-            payload = payload_of(event, order, event_type)
-            created += [
-                WebhookDelivery(
-                    endpoint_id=endpoint.id,
-                    order_event_id=event.id,
-                    order_id=order.id,
-                    event_type=event_type.value,
-                    msg_id=msg_id_of(event.id),
-                    payload=payload,
-                    next_attempt_at=now,
-                )
-                for endpoint in endpoints[order.organization_id]
-                if endpoint.subscribes_to(event_type)
-            ]
+            with failures.item(event.id):
+                payload = payload_of(event, order, event_type)
+                body_of(payload)  # the bytes each attempt will send: they must exist
+                created += [
+                    WebhookDelivery(
+                        endpoint_id=endpoint.id,
+                        order_event_id=event.id,
+                        order_id=order.id,
+                        event_type=event_type.value,
+                        msg_id=msg_id_of(event.id),
+                        payload=payload,
+                        next_attempt_at=now,
+                    )
+                    for endpoint in endpoints[order.organization_id]
+                    if endpoint.subscribes_to(event_type)
+                ]
+        for event_id, error in failures.errors.items():
+            await self.repo.mark_unpublishable(event_id, error=error)
         self.session.add_all(created)
         await self.repo.mark_published([event.id for event, _ in rows if event.id is not None], at=now)
         await self.session.flush()

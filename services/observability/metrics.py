@@ -41,3 +41,9 @@ HTTP_SECONDS = Histogram(
     "API request time until the response started, by method and route template",
     ["method", "route"],
 )
+JOB_ITEM_FAILURES = Counter(
+    "spareflow_job_item_failures",
+    "Items (an order, a site, a lease, an event) whose step failed in a loop over many rows, by job; the "
+    "loop went on with the others",
+    ["job"],
+)

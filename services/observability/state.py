@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.couriers.local import LocalParcel
 from services.db import SessionFactory
 from services.orders.models import Order
 from services.orders.states import TERMINAL, OrderStatus
@@ -54,6 +55,7 @@ class PlatformState:
     orders_at_risk: int
     print_jobs: dict[PrintJobStatus, JobsInState]
     inbound_webhooks: dict[InboundStatus, int]
+    local_parcels_parked: int
     queue: QueueState | None
 
 
@@ -68,6 +70,10 @@ class StateRepository:
     async def inbound_webhooks_by_status(self) -> dict[InboundStatus, int]:
         query = select(InboundWebhook.status, sa.func.count()).group_by(InboundWebhook.status)
         return {InboundStatus(status): count for status, count in await self.session.exec(query)}
+
+    async def local_parcels_parked(self) -> int:
+        query = select(sa.func.count()).where(col(LocalParcel.parked_at).is_not(None))
+        return (await self.session.exec(query)).one()
 
     async def orders_at_risk(self, now: datetime) -> int:
         """Open orders flagged at risk, or whose current ETA (or, without one, the clock) is past need-by."""
@@ -139,6 +145,12 @@ def render(state: PlatformState) -> CollectorRegistry:
     )
     for inbound_status in InboundStatus:
         inbound.labels(inbound_status.value).set(state.inbound_webhooks.get(inbound_status, 0))
+    Gauge(
+        "spareflow_local_courier_parcels_parked",
+        "Parcels of the built-in courier whose tracking webhooks it stopped resending (refused for good, or "
+        "attempts used up), waiting for an operator",
+        registry=registry,
+    ).set(state.local_parcels_parked)
     if state.queue is not None:
         queued = Gauge(
             "spareflow_queue_jobs", "Jobs in the work queue, by state", ["state"], registry=registry
@@ -164,6 +176,7 @@ async def read_state(
         at_risk = await repo.orders_at_risk(now)
         jobs = await repo.print_jobs(now)
         inbound = await repo.inbound_webhooks_by_status()
+        parked = await repo.local_parcels_parked()
     queued = None
     if queue is not None:
         try:
@@ -171,5 +184,10 @@ async def read_state(
         except (RedisError, OSError) as exc:
             log.warning("queue state unavailable: %s", exc)
     return PlatformState(
-        orders=orders, orders_at_risk=at_risk, print_jobs=jobs, inbound_webhooks=inbound, queue=queued
+        orders=orders,
+        orders_at_risk=at_risk,
+        print_jobs=jobs,
+        inbound_webhooks=inbound,
+        local_parcels_parked=parked,
+        queue=queued,
     )

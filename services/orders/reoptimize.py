@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from itertools import groupby
 
 from parts_catalog.models import PartRevision
+from services.loops import ItemFailures
 from services.orders.demand import demand_for, print_minutes
 from services.orders.models import Order
 from services.orders.service import OrderService
@@ -178,20 +179,29 @@ async def reoptimize(
     sites = {printer.printer_id: printer.site_id for printer in problem.printers}
     applied = 0
     if apply:
-        for _, group in groupby(sorted(proposed, key=lambda m: m.group), key=lambda m: m.group):
+        # A group that fails is rolled back and left for the next run; the other groups go on.
+        failures = ItemFailures[int]("reoptimize_orders")
+        for group_id, group in groupby(sorted(proposed, key=lambda m: m.group), key=lambda m: m.group):
             members = list(group)
-            try:
-                async with open_orders() as orders:
-                    for move in members:
-                        assert move.to_printer is not None
-                        moved = await move_to_site(
-                            orders, uuid.UUID(move.job_id), sites[move.to_printer], min_gain=min_gain, now=now
-                        )
-                        if moved is None:
-                            raise _GroupAbandoned
-                applied += len(members)
-            except _GroupAbandoned:
-                log.info("re-optimiser: a group of %d moves did not hold up against fresh rows", len(members))
+            with failures.item(group_id):
+                try:
+                    async with open_orders() as orders:
+                        for move in members:
+                            assert move.to_printer is not None
+                            moved = await move_to_site(
+                                orders,
+                                uuid.UUID(move.job_id),
+                                sites[move.to_printer],
+                                min_gain=min_gain,
+                                now=now,
+                            )
+                            if moved is None:
+                                raise _GroupAbandoned
+                    applied += len(members)
+                except _GroupAbandoned:
+                    log.info(
+                        "re-optimiser: a group of %d moves did not hold up against fresh rows", len(members)
+                    )
     report = Report(
         orders=len(problem.jobs),
         printers=len(problem.printers),

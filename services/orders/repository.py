@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
+import sqlalchemy as sa
 from sqlalchemy import ColumnElement
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -14,6 +15,10 @@ from services.factories.models import Site
 from services.factories.schemas import SiteStatus
 from services.orders.models import Order, OrderEvent
 from services.orders.states import UNSTARTED, OrderStatus
+
+# The event a failed re-route of an order that must move leaves, and the needs-attention reason it is flagged
+# with once re-routing it has failed ``max_job_attempts`` times (``services.orders.reroute_failures``).
+REROUTE_FAILED = "reroute_failed"
 
 
 def _unstarted(site_id: uuid.UUID | None) -> list[ColumnElement[bool]]:
@@ -79,12 +84,37 @@ class OrderRepository:
         query = select(Order).where(*_unstarted(None)).order_by(col(Order.need_by))
         return (await self.session.exec(query.limit(limit))).all()
 
+    async def stranded(self, site_id: uuid.UUID, *, limit: int) -> Sequence[uuid.UUID]:
+        """A site's unstarted orders to move elsewhere, but those waiting for an operator (flagged)."""
+        query = (
+            select(Order.id)
+            .where(*_unstarted(site_id), col(Order.needs_attention).is_(None))
+            .order_by(col(Order.need_by))
+        )
+        return (await self.session.exec(query.limit(limit))).all()
+
     async def sites_with_stranded_orders(self) -> Sequence[uuid.UUID]:
-        """Offline sites that still hold unstarted orders: their re-route was lost or is pending."""
+        """Offline sites that still hold unstarted orders not waiting for an operator: their re-route was
+        lost or is pending."""
         query = (
             select(Order.site_id)
             .join(Site, col(Site.id) == col(Order.site_id))
-            .where(Site.status == SiteStatus.OFFLINE, *_unstarted(None))
+            .where(Site.status == SiteStatus.OFFLINE, *_unstarted(None), col(Order.needs_attention).is_(None))
             .distinct()
         )
         return [site_id for site_id in (await self.session.exec(query)).all() if site_id is not None]
+
+    async def reroute_failures(self, order_id: uuid.UUID) -> int:
+        """Failed re-routes of the order since it was last routed (a successful move starts the count
+        afresh)."""
+        routed = (
+            select(sa.func.max(OrderEvent.id))
+            .where(OrderEvent.order_id == order_id, col(OrderEvent.kind).in_(["routed", "rerouted"]))
+            .scalar_subquery()
+        )
+        query = select(sa.func.count()).where(
+            OrderEvent.order_id == order_id,
+            OrderEvent.kind == REROUTE_FAILED,
+            col(OrderEvent.id) > sa.func.coalesce(routed, 0),
+        )
+        return (await self.session.exec(query)).one()

@@ -31,7 +31,7 @@ from services.orders.audience import Audience
 from services.orders.demand import demand_for, print_minutes
 from services.orders.events import PUBLISH_ORDER_EVENTS, PUBLISHED_KINDS
 from services.orders.models import Order, OrderEvent
-from services.orders.repository import OrderRepository
+from services.orders.repository import REROUTE_FAILED, OrderRepository
 from services.orders.schemas import OrderEventOut, OrderIn
 from services.orders.states import UNSTARTED, InvalidTransition, OrderStatus, check_move
 from services.printing.service import PrintingService
@@ -292,6 +292,9 @@ class OrderService:
             await self.fail(order, exc.code, at=now, data={"cause": reason})
             return order
         await self.reassign(order, revision, reserved, reason=reason, now=now)
+        if order.needs_attention == REROUTE_FAILED:
+            # Moved at last (an operator's re-route, say): nothing is left for an operator to do.
+            self.flag(order, None, at=now)
         return order
 
     async def reroute_by_operator(self, order_id: uuid.UUID) -> Order:

@@ -21,6 +21,7 @@ import uvicorn
 from arq import create_pool
 from arq.connections import RedisSettings
 from redis.asyncio import Redis
+from sqlmodel import select
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from parts_catalog.sqltypes import utcnow
@@ -28,9 +29,11 @@ from parts_catalog.storage import LocalBlobStore
 from services.config import Settings
 from services.db import create_engine, session_factory, transaction
 from services.fulfilment.unit_of_work import order_transaction
+from services.notifications import service as notification_service
 from services.notifications.models import DeliveryStatus
 from services.notifications.service import WebhookPolicy, WebhookService
 from services.orders.events import PUBLISH_ORDER_EVENTS
+from services.orders.models import Order, OrderEvent
 from services.routing.snapshot import SnapshotCache
 from services.workers.settings import build_worker
 from tests.builders import (
@@ -786,3 +789,42 @@ async def test_customers_see_what_is_meant_for_them_and_operators_see_the_record
     assert (record["notes"], record["fence"], record["part_weight_g"]) == (notes, 1, 12.5)
     assert "token_sha256" not in record
     assert "fingerprint" not in record
+
+
+async def test_an_event_that_cannot_be_rendered_is_marked_failed_and_the_others_go_out(
+    api: httpx.AsyncClient,
+    shop: dict[str, Any],
+    hooks: Settings,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    endpoint = await _register(api, shop["tech"], receiver.url(), receiver)
+    first, second = await _order(api, shop), await _order(api, shop)
+    render = notification_service.payload_of
+
+    def payload_of(event: OrderEvent, order: Order, event_type: Any) -> dict[str, Any]:
+        if str(order.id) == first["id"]:
+            raise ValueError("cannot render this event")
+        return render(event, order, event_type)
+
+    monkeypatch.setattr(notification_service, "payload_of", payload_of)
+    engine, sessions = await _services(hooks)
+    try:
+        published = []
+        for _ in range(2):  # the second run finds nothing left: the bad event is not retried
+            async with transaction(sessions) as session:
+                outcome = await WebhookService(session, WebhookPolicy.of(hooks)).publish_pending(limit=100)
+            published.append((outcome.events, outcome.deliveries))
+        async with transaction(sessions) as session:
+            events = (await session.exec(select(OrderEvent).where(OrderEvent.kind == "routed"))).all()
+    finally:
+        await engine.dispose()
+    assert published[0][1] == 1
+    assert published[1] == (0, 0)
+    errors = {str(event.order_id): (event.published_at is not None, event.publish_error) for event in events}
+    assert errors == {
+        first["id"]: (True, "ValueError: cannot render this event"),
+        second["id"]: (True, None),
+    }
+    [delivery] = await _deliveries(api, shop["tech"], endpoint["id"])
+    assert delivery["order_id"] == second["id"]
