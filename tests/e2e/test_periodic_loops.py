@@ -17,8 +17,8 @@ from services.fulfilment.repository import FactoryJobRepository
 from services.orders import reoptimize as reoptimizer
 from services.orders.service import OrderService
 from services.orders.watchdog import WatchOutcome
-from services.workers.jobs import orders as order_jobs
 from services.routing.optimizer import Move
+from services.workers.jobs import orders as order_jobs
 from tests.builders import BREMEN, HAMBURG, make_shop, order_body, place_order
 from tests.e2e.test_shipping import enqueue
 from tests.workers import run_worker_until_idle
