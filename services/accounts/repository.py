@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import TypeVar
 
+import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -28,3 +30,9 @@ class AccountsRepository:
 
     async def all_keys(self) -> Sequence[ApiKey]:
         return (await self.session.exec(select(ApiKey).order_by(col(ApiKey.created_at)))).all()
+
+    async def owner_exists(self, table: str, owner_id: uuid.UUID | None) -> bool:
+        """Whether a row with this id exists in ``table`` (a key's organization, site or partner)."""
+        owners = sa.table(table, sa.column("id"))
+        found = await self.session.exec(select(owners.c.id).where(owners.c.id == owner_id))
+        return found.first() is not None

@@ -18,10 +18,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from parts_catalog.sqltypes import utcnow
-from services.accounts.models import ApiKey, NamedAccount, Organization, Partner, Role
+from services.accounts.models import ApiKey, Role
 from services.accounts.repository import AccountsRepository, AccountT
 from services.errors import Conflict, InvalidRequest, NotFound
-from services.factories.models import Site
 
 _KEY_FORMAT = re.compile(r"sf_([0-9a-f]{12})_([A-Za-z0-9_\-]{43})")
 
@@ -32,6 +31,11 @@ OWNER_OF_ROLE: dict[Role, str | None] = {
     Role.FACTORY: "site_id",
     Role.PARTNER: "partner_id",
 }
+
+
+# The table of each kind of key owner. A site is the registry's (``services.factories``), which builds on
+# accounts: its table is named, not imported.
+_OWNER_TABLES = {"organization_id": "organization", "site_id": "site", "partner_id": "partner"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,13 +108,8 @@ class AccountsService:
                 code="invalid_key_owner",
                 details={"role": role, "required": required, "given": sorted(given)},
             )
-        kinds: dict[str, type[NamedAccount]] = {
-            "organization_id": Organization,
-            "site_id": Site,
-            "partner_id": Partner,
-        }
         for field in given:
-            if await self.session.get(kinds[field], owners[field]) is None:
+            if not await self.repo.owner_exists(_OWNER_TABLES[field], owners[field]):
                 raise NotFound(
                     f"no such {field.removesuffix('_id')}", code=f"{field.removesuffix('_id')}_not_found"
                 )

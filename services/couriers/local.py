@@ -48,7 +48,7 @@ from services.couriers.ports import (
 from services.db import SessionFactory, transaction
 from services.routing.geo import GeoPoint, haversine_km
 from services.routing.transit import TransitRule
-from services.webhooks.signing import sign
+from services.signing import sign
 
 log = logging.getLogger(__name__)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from services.config import Settings
 from services.couriers.karrio import KarrioCourier
 from services.couriers.local import LocalCourier
@@ -11,7 +9,6 @@ from services.couriers.ports import Courier, CourierRejected, CourierUnavailable
 from services.db import SessionFactory
 from services.observability.metrics import COURIER_ERRORS
 
-CourierName = Literal["local", "karrio"]
 LOCAL_PARTNER = "local"  # the partner slug the built-in courier's webhooks come in as
 KARRIO_PARTNER = "karrio"
 

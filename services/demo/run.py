@@ -44,7 +44,7 @@ from services.factory_agent.simulated import SimulatedPrintHost
 from services.migrate import upgrade
 from services.orders.states import UNSTARTED
 from services.routing.geo import GeoPoint, haversine_km
-from services.webhooks.signing import new_secret, sign
+from services.signing import new_secret, sign
 from services.workers.settings import build_worker
 
 Echo = Callable[[str], None] | None

@@ -30,7 +30,7 @@ class Site(NamedAccount, table=True):
     post_processing_minutes: int = 30
     # Where couriers pick parts up ({lines, city, postal_code, country}); empty: only coordinates known.
     address: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
-    courier: str = Field(default="local", max_length=40)  # services.couriers.registry.CourierName
+    courier: str = Field(default="local", max_length=40)  # services.factories.schemas.CourierName
     # Sites created before the registry knew where they are start offline: they cannot be routed to.
     status: SiteStatus = Field(default=SiteStatus.OFFLINE, sa_type=StrEnumType(SiteStatus), index=True)
     qualified_revisions: list[str] | None = Field(default=None, sa_type=sa.JSON)

@@ -14,13 +14,16 @@ from parts_catalog.models import Process
 from parts_catalog.schemas import Material, Name
 from services.accounts.models import Slug
 from services.addresses import Address
-from services.couriers.registry import CourierName
 from slicer_adapters.models import BuildVolume, PrintProfile
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 ServiceLevel = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,30}$")]
 SlicerChoice = Literal["auto", "prusaslicer", "curaengine", "estimator"]
+
+
+# Who ships a site's parts (``services.couriers.registry`` has an adapter for each).
+CourierName = Literal["local", "karrio"]
 
 
 class SiteStatus(StrEnum):

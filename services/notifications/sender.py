@@ -20,7 +20,7 @@ from datetime import datetime
 import httpx
 
 from services.notifications import ssrf
-from services.webhooks.signing import sign
+from services.signing import sign
 
 log = logging.getLogger(__name__)
 

@@ -46,7 +46,7 @@ from services.notifications.sender import AttemptRequest, AttemptResult
 from services.notifications.ssrf import check_target
 from services.orders.events import PUBLISH_ORDER_EVENTS, event_type_of
 from services.queue import enqueue_after_commit
-from services.webhooks.signing import new_secret
+from services.signing import new_secret
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 These are per process: every API replica and worker exports its own, and Prometheus sums them. What the
 database and the queue hold (orders by status, jobs by state and age) is read at scrape time instead
-(``services.observability.state``), because no single process sees all of it.
+(``services.api.state_gauges``), because no single process sees all of it.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ read and retry (``parked``, ``retry``). Parked events are never purged.
 
 Two schemes:
 
-- ``/webhooks/partners/{partner}``: Standard Webhooks (``services.webhooks.signing``), checked against the
+- ``/webhooks/partners/{partner}``: Standard Webhooks (``services.signing``), checked against the
   partner's unexpired secrets; the body is our documented partner format (``PartnerEvent``).
 - ``/webhooks/karrio``: Karrio does not sign. Its ``X-Event-Id`` header carries the subscription's secret
   itself, compared in constant time with the secrets stored for the ``karrio`` partner.
@@ -53,10 +53,10 @@ from services.errors import (
 from services.observability.metrics import WEBHOOK_REJECTIONS
 from services.queue import enqueue_after_commit
 from services.shipping.service import ShippingService
+from services.signing import VerificationFailed, verify
 from services.validation import InputRefused, UtcDatetime, loads
 from services.webhooks.models import InboundStatus, InboundWebhook
 from services.webhooks.partners import PartnerSecrets
-from services.webhooks.signing import VerificationFailed, verify
 from services.webhooks.stored import StoredTracking
 
 PROCESS_INBOUND = "process_inbound_webhook"

@@ -16,8 +16,8 @@ from services.accounts.models import Partner
 from services.accounts.repository import AccountsRepository
 from services.db import SessionFactory, transaction
 from services.errors import NotFound
+from services.signing import new_secret
 from services.webhooks.models import PartnerSecret
-from services.webhooks.signing import new_secret
 
 
 class PartnerSecrets:

@@ -29,7 +29,7 @@ from services.api.background import serve_in_background
 from services.api.idempotency import HEADER
 from services.config import Settings
 from services.couriers.registry import KARRIO_PARTNER
-from services.webhooks.signing import sign
+from services.signing import sign
 from tests import tally
 from tests.builders import (
     HAMBURG,

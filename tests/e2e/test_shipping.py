@@ -34,8 +34,8 @@ from services.fulfilment.unit_of_work import order_transaction
 from services.routing.snapshot import SnapshotCache
 from services.shipping.models import ShipmentEvent
 from services.shipping.service import ShippingService
+from services.signing import sign
 from services.webhooks.models import InboundWebhook
-from services.webhooks.signing import sign
 from tests.builders import (
     HAMBURG,
     bearer,

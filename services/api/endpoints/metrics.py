@@ -10,8 +10,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from parts_catalog.sqltypes import utcnow
 from services.api.deps import Resources
+from services.api.state_gauges import read_state, render
 from services.db import CONNECTION_ERRORS
-from services.observability.state import read_state, render
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger(__name__)

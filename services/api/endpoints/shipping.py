@@ -11,8 +11,8 @@ from fastapi import APIRouter, Response
 from services.api.deps import Admin, OrderReader, PartnerSecretService, Shipping
 from services.api.endpoints import error_responses
 from services.errors import NotFound
+from services.fulfilment.timeline import Timelines
 from services.shipping.schemas import PartnerSecretIn, PartnerSecretOut, ShipmentOut, TimelineOut
-from services.shipping.timeline import Timelines
 
 router = APIRouter(tags=["shipping"])
 

@@ -12,9 +12,9 @@ from fastapi import APIRouter, Request
 from services.api.deps import Admin, Inbound, Resources
 from services.api.endpoints import error_responses
 from services.shipping.schemas import WebhookAck
+from services.signing import ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 from services.webhooks.inbound import KARRIO_HEADER, PartnerEvent, too_large
 from services.webhooks.schemas import InboundWebhookOut
-from services.webhooks.signing import ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 _RESPONSES = {k: v for k, v in error_responses(400, 413, 422).items() if k != 403}
@@ -52,7 +52,7 @@ def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
 # these say it, so clients and the API fuzzer see the headers and body a partner must send.
 _PARTNER_REQUEST = {
     "parameters": [
-        # The formats ``services.webhooks.signing.verify`` takes (anything else: 400 webhook_headers_invalid).
+        # The formats ``services.signing.verify`` takes (anything else: 400 webhook_headers_invalid).
         _header(
             ID_HEADER,
             "The event's id; a replay with the same id is acknowledged as a duplicate",
