@@ -15,7 +15,8 @@ from parts_catalog.schemas import EquipmentModel, PartPatch, SearchText
 from parts_catalog.units import Unit
 from services.api.deps import Admin, Catalog, CatalogReader, ModelUpload, Printing
 from services.api.endpoints import error_responses
-from services.api.schemas import PartCreate, PartOut, PartPageOut, RevisionOut
+from services.api.schemas import PartCreate, PartOut, RevisionOut
+from services.pages import Page
 
 router = APIRouter(prefix="/parts", tags=["parts"])
 
@@ -60,14 +61,14 @@ async def search_parts(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
-) -> PartPageOut:
+) -> Page[PartOut]:
     criteria = PartFilter(
         text=q, part_number=part_number, equipment_model=equipment_model, organization_id=organization_id
     )
     page = await catalog.search_parts(
         criteria, visible_to=principal.catalog_scope, limit=limit, cursor=cursor
     )
-    return PartPageOut(items=[PartOut.of(r) for r in page.items], next_cursor=page.next_cursor)
+    return Page[PartOut](items=[PartOut.of(r) for r in page.items], next_cursor=page.next_cursor)
 
 
 @router.get("/{part_id}", responses=error_responses(404, 422))
