@@ -24,7 +24,7 @@ from parts_catalog.models import PartRevision
 from services.orders.service import LATENESS_WEIGHT, OrderService, hours, merit
 from services.routing.candidates import free_quotes
 from services.routing.geo import haversine_km
-from services.routing.optimizer import Job, Move, Option, Printer, Problem, moves, solve
+from services.routing.optimizer import Job, Move, Option, PrinterCapacity, Problem, moves, solve
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ async def build_problem(orders: OrderService, *, now: datetime, horizon: timedel
             )
         )
     printers = tuple(
-        Printer(printer_id=printer_id, site_id=site_id, capacity_hours=hours(horizon))
+        PrinterCapacity(printer_id=printer_id, site_id=site_id, capacity_hours=hours(horizon))
         for printer_id, site_id in sorted(used.items())
     )
     return Problem(jobs=tuple(jobs), printers=printers, lateness_weight=LATENESS_WEIGHT)
