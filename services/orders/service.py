@@ -39,6 +39,7 @@ from parts_catalog.sqltypes import utcnow
 from parts_catalog.storage import BlobStore
 from services.db import SessionFactory, serialize_writes, transaction
 from services.errors import DomainError, InvalidRequest, NotFound
+from services.factories.schemas import SiteStatus
 from services.notifications.events import PUBLISH_ORDER_EVENTS, PUBLISHED_KINDS
 from services.observability.logs import bind
 from services.observability.metrics import ROUTING_SECONDS
@@ -63,7 +64,6 @@ from services.routing.geo import GeoPoint
 from services.routing.quotes import Quote, RoutingDecision
 from services.routing.repository import RoutingRepository
 from services.routing.search import route
-from services.routing.sites import SiteStatus
 from services.routing.slots import after_print
 from services.routing.snapshot import PrinterInfo, Snapshot, SnapshotCache, load_sites
 from slicer_adapters.estimator.model import estimate
