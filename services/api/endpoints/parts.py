@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from typing import Annotated
-from urllib.parse import quote
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
@@ -13,7 +12,8 @@ from parts_catalog.formats import ModelFormat
 from parts_catalog.repository import PartFilter
 from parts_catalog.schemas import EquipmentModel, PartPatch, SearchText
 from parts_catalog.units import Unit
-from services.api.deps import Admin, Catalog, CatalogReader, ModelUpload, Printing
+from services.api.deps import Admin, Catalog, CatalogReader, ModelUpload, Printing, Resources
+from services.api.downloads import blob_download, download_response
 from services.api.endpoints import error_responses
 from services.api.schemas import PartCreate, PartOut, RevisionOut
 from services.pages import Page
@@ -128,16 +128,19 @@ async def get_revision(
     },
 )
 async def download_model(
-    part_id: uuid.UUID, revision_id: uuid.UUID, principal: CatalogReader, catalog: Catalog
+    part_id: uuid.UUID,
+    revision_id: uuid.UUID,
+    principal: CatalogReader,
+    catalog: Catalog,
+    resources: Resources,
 ) -> StreamingResponse:
     """The model file exactly as uploaded."""
-    revision, chunks = await catalog.read_model(part_id, revision_id, visible_to=principal.catalog_scope)
-    return StreamingResponse(
-        chunks,
+    revision = await catalog.get_revision(part_id, revision_id, visible_to=principal.catalog_scope)
+    model = await blob_download(
+        resources.blobs,
+        revision.blob_sha256,
+        size=revision.size_bytes,
         media_type=revision.format.media_type,
-        headers={
-            "Content-Length": str(revision.size_bytes),
-            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(revision.filename)}",
-            "ETag": f'"{revision.blob_sha256}"',
-        },
+        filename=revision.filename,
     )
+    return download_response(model)
