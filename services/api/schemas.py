@@ -188,11 +188,6 @@ class PartOut(BaseModel):
         )
 
 
-class PartPageOut(BaseModel):
-    items: list[PartOut]
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
-
-
 class PrintJobIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -32,7 +32,7 @@ class SiteStatus(StrEnum):
     OFFLINE = "offline"  # unreachable or closed: its unstarted orders are routed elsewhere
 
 
-class Interval(BaseModel):
+class OpeningWindow(BaseModel):
     """Local opening and closing time on one day; closing comes after opening, and a closing time of 00:00
     is midnight at the end of the day (``00:00``-``00:00`` is open all day)."""
 
@@ -42,14 +42,14 @@ class Interval(BaseModel):
     close: time
 
     @model_validator(mode="after")
-    def _ordered(self) -> Interval:
+    def _ordered(self) -> OpeningWindow:
         if self.close <= self.open and self.close != time(0):
             raise ValueError("close must be after open")
         return self
 
 
-def _weekdays_hours() -> dict[Weekday, list[Interval]]:
-    workday = [Interval(open=time(8), close=time(17))]
+def _weekdays_hours() -> dict[Weekday, list[OpeningWindow]]:
+    workday = [OpeningWindow(open=time(8), close=time(17))]
     return {day: list(workday) for day in WEEKDAYS[:5]}
 
 
@@ -113,7 +113,7 @@ class SiteIn(BaseModel):
     latitude: float = Field(strict=True, ge=-90, le=90)
     longitude: float = Field(strict=True, ge=-180, le=180)
     timezone: str = Field(min_length=1, max_length=64, description="IANA time zone, e.g. Europe/Berlin")
-    opening_hours: dict[Weekday, list[Interval]] = Field(default_factory=_weekdays_hours)
+    opening_hours: dict[Weekday, list[OpeningWindow]] = Field(default_factory=_weekdays_hours)
     courier_cutoffs: dict[Weekday, time] = Field(default_factory=_weekday_cutoffs)
     transit: dict[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,30}$")], TransitLevel] = (
         Field(default_factory=_default_transit, min_length=1, max_length=10)
@@ -144,7 +144,7 @@ class SiteIn(BaseModel):
 
     @field_validator("opening_hours")
     @classmethod
-    def _no_overlaps(cls, value: dict[Weekday, list[Interval]]) -> dict[Weekday, list[Interval]]:
+    def _no_overlaps(cls, value: dict[Weekday, list[OpeningWindow]]) -> dict[Weekday, list[OpeningWindow]]:
         for day, intervals in value.items():
             ordered = sorted(intervals, key=lambda i: i.open)
             if any(a.close > b.open or a.close == time(0) for a, b in itertools.pairwise(ordered)):

@@ -87,8 +87,3 @@ class DeliveryOut(BaseModel):
     @classmethod
     def of(cls, delivery: WebhookDelivery) -> DeliveryOut:
         return cls.model_validate(delivery, from_attributes=True)
-
-
-class DeliveryPageOut(BaseModel):
-    items: list[DeliveryOut]
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next (older) page; null at the end")

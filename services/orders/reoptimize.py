@@ -28,7 +28,7 @@ from services.orders.service import OrderService
 from services.orders.states import UNSTARTED
 from services.routing.candidates import VALUE_OF_HOUR, free_quotes
 from services.routing.geo import haversine_km
-from services.routing.optimizer import Job, Move, Option, Printer, Problem, moves, solve
+from services.routing.optimizer import Job, Move, Option, PrinterCapacity, Problem, moves, solve
 from services.routing.placement import NoCapableSite, SlaUnachievable
 from services.routing.schemas import RoutingOut
 
@@ -157,7 +157,7 @@ async def build_problem(orders: OrderService, *, now: datetime, horizon: timedel
             )
         )
     printers = tuple(
-        Printer(printer_id=printer_id, site_id=site_id, capacity_hours=hours(horizon))
+        PrinterCapacity(printer_id=printer_id, site_id=site_id, capacity_hours=hours(horizon))
         for printer_id, site_id in sorted(used.items())
     )
     return Problem(jobs=tuple(jobs), printers=printers, lateness_weight=LATENESS_WEIGHT)

@@ -147,11 +147,6 @@ class OrderOut(BaseModel):
         )
 
 
-class OrderPageOut(BaseModel):
-    items: list[OrderOut]
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next (older) page; null at the end")
-
-
 class OrderEventOut(BaseModel):
     at: datetime
     kind: str

@@ -7,7 +7,7 @@ Every method flushes, never commits, and enqueues follow-up work only after the 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -120,12 +120,13 @@ class PrintingService:
         artifact = await self.repo.artifact(job.slice_artifact_id) if job.slice_artifact_id else None
         return JobView(job=job, artifact=artifact)
 
-    async def read_gcode(self, job_id: uuid.UUID) -> tuple[SliceArtifact, AsyncIterator[bytes]]:
-        """A ready job's slicing result and G-code bytes. Raises NotFound, or Conflict until it is ready."""
+    async def ready_artifact(self, job_id: uuid.UUID) -> SliceArtifact:
+        """A ready job's slicing result (its G-code's sha256 and size). Raises NotFound, or Conflict until
+        it is ready."""
         view = await self.job_view(job_id)
         if view.artifact is None:
             raise Conflict(f"print job is {view.job.status}, not ready", code="print_job_not_ready")
-        return view.artifact, self.catalog.blobs.read(view.artifact.gcode_sha256)
+        return view.artifact
 
     async def cancel_job(self, job_id: uuid.UUID) -> None:
         """Withdraw a job that has not started printing; its preparation, if running, is then discarded."""

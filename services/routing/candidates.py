@@ -22,9 +22,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from services.factories.schemas import SiteStatus
 from services.routing.demand import Demand
 from services.routing.quotes import Breakdown, Quote, Rejection, RejectionReason
-from services.routing.sites import PrinterState, SiteState, SiteStatus, Size
+from services.routing.sites import RoutablePrinter, SiteState, Size
 from services.routing.slots import after_print, earliest_start
 
 # Swapping a spool on an FDM printer: unload, load, purge and a first-layer check take 15-30 min; we
@@ -72,7 +73,7 @@ def _fits(part: Size, volume: Size) -> bool:
 class _Plan:
     """A printer that can make the part: with which material, and how long it is reserved."""
 
-    printer: PrinterState
+    printer: RoutablePrinter
     material: str
     changeover: bool
     duration: timedelta
@@ -99,7 +100,7 @@ class Candidate:
     delivery_at: datetime
 
 
-def _printer_plan(demand: Demand, printer: PrinterState) -> _Plan | RejectionReason:
+def _printer_plan(demand: Demand, printer: RoutablePrinter) -> _Plan | RejectionReason:
     if printer.process != demand.process:
         return RejectionReason.PROCESS_MISMATCH
     loaded = demand.materials & printer.materials_loaded

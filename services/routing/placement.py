@@ -28,6 +28,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.db import serialize_writes
 from services.errors import DomainError, InvalidRequest
+from services.factories.schemas import SiteStatus
 from services.observability.metrics import ROUTING_SECONDS
 from services.routing.demand import Demand
 from services.routing.models import PrinterReservation
@@ -35,7 +36,6 @@ from services.routing.quotes import Quote, RoutingDecision
 from services.routing.repository import RoutingRepository
 from services.routing.schemas import EarliestOut
 from services.routing.search import route
-from services.routing.sites import SiteStatus
 from services.routing.snapshot import PrinterInfo, Snapshot, SnapshotCache, load_sites
 
 log = logging.getLogger(__name__)

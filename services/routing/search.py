@@ -44,6 +44,7 @@ from typing import TypeAlias
 import numpy as np
 import numpy.typing as npt
 
+from services.factories.schemas import SiteStatus
 from services.routing.calendars import CourierCutoffs
 from services.routing.candidates import (
     VALUE_OF_HOUR,
@@ -57,7 +58,7 @@ from services.routing.candidates import (
 from services.routing.demand import Demand
 from services.routing.geo import GeoPoint, SphereIndex, haversine_km
 from services.routing.quotes import LostBecause, Quote, Rejection, RejectionReason, RoutingDecision
-from services.routing.sites import SiteState, SiteStatus
+from services.routing.sites import SiteState
 from services.routing.slots import after_print
 
 # Rejections listed per decision: the nearest few explain "why not the site next door"; more is noise.

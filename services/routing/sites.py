@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import TypeAlias
 
+from services.factories.schemas import SiteStatus
 from services.routing.calendars import CourierCutoffs, Interval, WeeklyHours, require_aware
 from services.routing.geo import GeoPoint
 from services.routing.transit import TransitModel
@@ -20,7 +20,7 @@ def check_size(name: str, size: Size) -> None:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class PrinterState:
+class RoutablePrinter:
     """A printer and its busy intervals: sorted, non-overlapping, half-open ``[start, end)``."""
 
     printer_id: str
@@ -44,12 +44,6 @@ class PrinterState:
             previous_end = end
 
 
-class SiteStatus(StrEnum):
-    ONLINE = "online"
-    PAUSED = "paused"
-    OFFLINE = "offline"
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SiteState:
     """A microfactory as routing sees it. ``qualified_revisions`` None: no qualification gate."""
@@ -62,7 +56,7 @@ class SiteState:
     transit: TransitModel
     post_processing_minutes: int
     status: SiteStatus
-    printers: tuple[PrinterState, ...]
+    printers: tuple[RoutablePrinter, ...]
     qualified_revisions: frozenset[str] | None = None
 
     def __post_init__(self) -> None:

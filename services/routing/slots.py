@@ -6,11 +6,11 @@ import bisect
 from datetime import datetime, timedelta
 
 from services.routing.calendars import WeeklyHours
-from services.routing.sites import PrinterState, SiteState
+from services.routing.sites import RoutablePrinter, SiteState
 
 
 def earliest_start(
-    printer: PrinterState, hours: WeeklyHours, *, not_before: datetime, duration: timedelta
+    printer: RoutablePrinter, hours: WeeklyHours, *, not_before: datetime, duration: timedelta
 ) -> datetime:
     """The earliest ``t >= not_before`` with the site open at ``t`` and ``[t, t + duration)`` free.
 

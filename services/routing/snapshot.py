@@ -25,7 +25,7 @@ from services.routing.calendars import CourierCutoffs, Interval, WeeklyHours
 from services.routing.geo import GeoPoint
 from services.routing.repository import Reservations, RoutingRepository
 from services.routing.search import SiteIndex
-from services.routing.sites import PrinterState, SiteState, SiteStatus
+from services.routing.sites import RoutablePrinter, SiteState
 from services.routing.transit import TransitModel, TransitRule
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ def site_state(
         log.warning("site %s is not routable: %s", site.slug, exc)
         return None
     states = tuple(
-        PrinterState(
+        RoutablePrinter(
             printer_id=str(printer.id),
             process=printer.process.value,
             materials_loaded=frozenset(m.casefold() for m in printer.materials_loaded),
@@ -141,15 +141,15 @@ def site_state(
         cutoffs=cutoffs,
         transit=transit,
         post_processing_minutes=site.post_processing_minutes,
-        status=SiteStatus(site.status.value),
+        status=site.status,
         printers=states,
         qualified_revisions=None if site.qualified_revisions is None else frozenset(site.qualified_revisions),
     )
 
 
 def _disjoint(intervals: list[Interval]) -> tuple[Interval, ...]:
-    # Written under the site lock, reservations never overlap. PrinterState refuses overlapping ones, so one
-    # bad row (a manual edit) would stop all routing; merging keeps the printer busy for both instead.
+    # Written under the site lock, reservations never overlap. RoutablePrinter refuses overlapping ones, so
+    # one bad row (a manual edit) would stop all routing; merging keeps the printer busy for both instead.
     merged: list[Interval] = []
     for start, end in sorted(intervals):
         if merged and start < merged[-1][1]:

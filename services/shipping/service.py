@@ -54,6 +54,14 @@ _PACKAGING_G = 50.0
 _ATTENTION_FROM_TRACKING = frozenset(status.value for status in NEEDS_ATTENTION)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Label:
+    """A shipment's label as the courier made it, and the name it is downloaded under."""
+
+    pdf: bytes
+    filename: str
+
+
 @dataclass(frozen=True, slots=True)
 class BookingTask:
     shipment_id: uuid.UUID
@@ -369,6 +377,16 @@ class ShippingService:
         if shipment is None:
             raise NotFound("the order has no shipment yet", code="shipment_not_found")
         return shipment
+
+    async def label(self, order_id: uuid.UUID, *, visible_to: uuid.UUID | None) -> Label:
+        """The order's shipping label.
+
+        Raises NotFound: the order has no shipment yet, or its shipment no label yet (``label_not_ready``).
+        """
+        shipment = await self.of_order(order_id, visible_to=visible_to)
+        if shipment.label_pdf is None:
+            raise NotFound("the shipment has no label yet", code="label_not_ready")
+        return Label(pdf=shipment.label_pdf, filename=f"label-{shipment.tracking_number or shipment.id}.pdf")
 
     async def describe(self, shipment: Shipment) -> ShipmentOut:
         """The shipment with its tracking events, as the API shows it."""

@@ -39,7 +39,7 @@ from services.routing.optimizer import (
     Job,
     Option,
     Plan,
-    Printer,
+    PrinterCapacity,
     Problem,
     cost_bound,
     placement_bound,
@@ -93,7 +93,7 @@ def generate(seed: int, ratio: float, *, jobs: int = JOBS, sites: int = SITES) -
     return Problem(
         jobs=tuple(out),
         printers=tuple(
-            Printer(p, f"s{s}", float(c)) for (p, s, _, _), c in zip(printers, capacity, strict=True)
+            PrinterCapacity(p, f"s{s}", float(c)) for (p, s, _, _), c in zip(printers, capacity, strict=True)
         ),
         lateness_weight=LATENESS_WEIGHT,
     )

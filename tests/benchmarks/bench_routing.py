@@ -23,12 +23,13 @@ import statistics
 import time as clock
 from datetime import UTC, datetime, time, timedelta
 
+from services.factories.schemas import SiteStatus
 from services.routing.calendars import CourierCutoffs, WeeklyHours
 from services.routing.demand import Demand
 from services.routing.geo import GeoPoint
 from services.routing.quotes import RoutingDecision
 from services.routing.search import SiteIndex, route
-from services.routing.sites import PrinterState, SiteState, SiteStatus
+from services.routing.sites import RoutablePrinter, SiteState
 from services.routing.transit import TransitModel, TransitRule
 
 SIZES = (10, 100, 1_000, 10_000)
@@ -94,7 +95,7 @@ def place(rng: random.Random) -> tuple[GeoPoint, str]:
     return point, nearest[3]
 
 
-def make_printer(rng: random.Random, printer_id: str) -> PrinterState:
+def make_printer(rng: random.Random, printer_id: str) -> RoutablePrinter:
     process = "fdm" if rng.random() < 0.85 else "sla"
     supported = frozenset(MATERIALS[process])
     reservations, cursor = [], EPOCH + timedelta(hours=rng.uniform(-6, 12))
@@ -102,7 +103,7 @@ def make_printer(rng: random.Random, printer_id: str) -> PrinterState:
         start = cursor + timedelta(hours=rng.expovariate(1 / 8))
         cursor = start + timedelta(hours=rng.uniform(1, 20))
         reservations.append((start, cursor))
-    return PrinterState(
+    return RoutablePrinter(
         printer_id=printer_id,
         process=process,
         materials_loaded=frozenset({rng.choice(MATERIALS[process])}),

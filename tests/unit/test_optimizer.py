@@ -17,7 +17,7 @@ from services.routing.optimizer import (
     TOLERANCE_HOURS,
     Job,
     Option,
-    Printer,
+    PrinterCapacity,
     Problem,
     bucket_ends,
     moves,
@@ -50,12 +50,16 @@ def job(job_id: str, *options: Option, need_by: float = 100.0, current: str | No
     return Job(job_id=job_id, current_assignment=current, need_by_hours=need_by, options=options)
 
 
-def printer(printer_id: str, capacity: float) -> Printer:
-    return Printer(printer_id=printer_id, site_id=f"site-{printer_id}", capacity_hours=capacity)
+def printer(printer_id: str, capacity: float) -> PrinterCapacity:
+    return PrinterCapacity(printer_id=printer_id, site_id=f"site-{printer_id}", capacity_hours=capacity)
 
 
 def problem(
-    jobs: Sequence[Job], printers: Sequence[Printer], *, lateness_weight: float = 1.0, buckets: int = 4
+    jobs: Sequence[Job],
+    printers: Sequence[PrinterCapacity],
+    *,
+    lateness_weight: float = 1.0,
+    buckets: int = 4,
 ) -> Problem:
     return Problem(tuple(jobs), tuple(printers), lateness_weight=lateness_weight, buckets=buckets)
 
@@ -266,7 +270,9 @@ def test_validate_plan_rejects_a_promise_the_queue_cannot_keep() -> None:
         ([], [printer("p", -1)], "capacity_hours"),
     ],
 )
-def test_problem_rejects_inconsistent_input(jobs: list[Job], printers: list[Printer], message: str) -> None:
+def test_problem_rejects_inconsistent_input(
+    jobs: list[Job], printers: list[PrinterCapacity], message: str
+) -> None:
     with pytest.raises(ValueError, match=message):
         problem(jobs, printers)
 

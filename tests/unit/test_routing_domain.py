@@ -12,13 +12,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from services.factories.schemas import SiteStatus
 from services.routing.calendars import CourierCutoffs, WeeklyHours
 from services.routing.candidates import MATERIAL_CHANGEOVER
 from services.routing.demand import Demand
 from services.routing.geo import GeoPoint, SphereIndex, haversine_km
 from services.routing.quotes import LostBecause, Quote, RejectionReason, RoutingDecision
 from services.routing.search import SiteIndex, route
-from services.routing.sites import PrinterState, SiteState, SiteStatus
+from services.routing.sites import RoutablePrinter, SiteState
 from services.routing.slots import earliest_start
 from services.routing.transit import TransitModel, TransitRule
 
@@ -48,8 +49,8 @@ def make_printer(
     volume: tuple[float, float, float] = (250, 210, 210),
     profile: str = "mk4",
     reservations: tuple[tuple[datetime, datetime], ...] = (),
-) -> PrinterState:
-    return PrinterState(
+) -> RoutablePrinter:
+    return RoutablePrinter(
         printer_id=printer_id,
         process=process,
         materials_loaded=frozenset(loaded),
@@ -69,7 +70,7 @@ def make_site(
     rules: tuple[TransitRule, ...] = (EXPRESS, STANDARD),
     post_processing_minutes: int = 0,
     status: SiteStatus = SiteStatus.ONLINE,
-    printers: tuple[PrinterState, ...] | None = None,
+    printers: tuple[RoutablePrinter, ...] | None = None,
     qualified: frozenset[str] | None = None,
 ) -> SiteState:
     return SiteState(
@@ -486,7 +487,7 @@ EPOCHS = [utc("2024-03-27T00:00"), utc("2024-10-23T00:00"), utc("2024-06-03T00:0
 
 
 @st.composite
-def printers(draw: st.DrawFn, printer_id: str, now: datetime) -> PrinterState:
+def printers(draw: st.DrawFn, printer_id: str, now: datetime) -> RoutablePrinter:
     reservations = []
     cursor = now - timedelta(hours=draw(st.integers(0, 12)))
     for _ in range(draw(st.integers(0, 4))):

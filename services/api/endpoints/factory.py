@@ -7,7 +7,6 @@ See ``services.fulfilment.leases`` for how leases and fencing tokens keep a job 
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
 import uuid
 from typing import Annotated
@@ -18,10 +17,9 @@ from fastapi.responses import StreamingResponse
 from parts_catalog.formats import ModelFormat
 from parts_catalog.storage import BlobNotFound, BlobStore
 from services.api.deps import Factory, FactoryJobService, Resources
+from services.api.downloads import Download, RangeRequest, blob_download, download_response
 from services.api.endpoints import error_responses
-from services.api.ranges import byte_range
-from services.errors import NotFound
-from services.fulfilment.leases import FactoryJob
+from services.fulfilment.leases import Artifact, FactoryJob
 from services.printing.schemas import (
     ArtifactKind,
     ClaimedJobOut,
@@ -150,34 +148,17 @@ async def download_artifact(
     """The job's G-code (`gcode`) or model (`model`), streamed. `ETag` and `Repr-Digest` carry its sha256;
     a `Range` header resumes a download (206), and `If-Range` with the ETag makes that safe."""
     artifact = await jobs.artifact(caller, job_id, kind)
-    blobs = resources.blobs
-    try:
-        size = await blobs.size(artifact.sha256)
-    except BlobNotFound as exc:
-        raise NotFound("the artifact's file is missing", code="artifact_missing") from exc
+    download = await _download(artifact, job_id, resources.blobs)
+    return download_response(download, ranges=RangeRequest(range_header, if_range))
+
+
+async def _download(artifact: Artifact, job_id: uuid.UUID, blobs: BlobStore) -> Download:
     if artifact.kind == "gcode":
         media_type, extension = "text/x.gcode", "gcode"
     else:
         model = ModelFormat(artifact.format)
         media_type, extension = model.media_type, model.extension
-    etag = f'"{artifact.sha256}"'
-    digest = base64.b64encode(bytes.fromhex(artifact.sha256)).decode()
-    headers = {
-        "ETag": etag,
-        "Accept-Ranges": "bytes",
-        "Repr-Digest": f"sha-256=:{digest}:",
-        "Content-Disposition": f'attachment; filename="{job_id}.{extension}"',
-    }
-    wanted = None
-    if range_header is not None and (if_range is None or if_range.strip() == etag):
-        wanted = byte_range(range_header, size)
-    start, end, status = (0, size, 200) if wanted is None else (*wanted, 206)
-    if status == 206:
-        headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
-    headers["Content-Length"] = str(end - start)
-    return StreamingResponse(
-        blobs.read(artifact.sha256, start=start, end=end),
-        status_code=status,
-        media_type=media_type,
-        headers=headers,
+    # The size comes from the store even when recorded: a missing file is a 404 before any byte is sent.
+    return await blob_download(
+        blobs, artifact.sha256, media_type=media_type, filename=f"{job_id}.{extension}"
     )

@@ -11,8 +11,9 @@ from services.api.deps import Admin, OrderReader, Orders, Technician
 from services.api.endpoints import error_responses
 from services.api.idempotency import OPENAPI_PARAMETER as IDEMPOTENCY_KEY
 from services.api.idempotency import IdempotentRequest
-from services.orders.schemas import CancelIn, OrderEventOut, OrderIn, OrderOut, OrderPageOut
+from services.orders.schemas import CancelIn, OrderEventOut, OrderIn, OrderOut
 from services.orders.states import OrderStatus
+from services.pages import Page
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 
@@ -50,12 +51,12 @@ async def list_orders(
     status: OrderStatus | None = None,
     cursor: Annotated[uuid.UUID | None, Query(description="`next_cursor` of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> OrderPageOut:
+) -> Page[OrderOut]:
     """Orders, newest first: a technician's organization's, or all for operators."""
     found, next_cursor = await orders.page(
         visible_to=principal.catalog_scope, status=status, cursor=cursor, limit=limit
     )
-    return OrderPageOut(
+    return Page[OrderOut](
         items=[OrderOut.of(o) for o in found], next_cursor=str(next_cursor) if next_cursor else None
     )
 

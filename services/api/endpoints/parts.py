@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from typing import Annotated
-from urllib.parse import quote
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
@@ -13,9 +12,11 @@ from parts_catalog.formats import ModelFormat
 from parts_catalog.repository import PartFilter
 from parts_catalog.schemas import EquipmentModel, PartPatch, SearchText
 from parts_catalog.units import Unit
-from services.api.deps import Admin, Catalog, CatalogReader, ModelUpload, Printing
+from services.api.deps import Admin, Catalog, CatalogReader, ModelUpload, Printing, Resources
+from services.api.downloads import blob_download, download_response
 from services.api.endpoints import error_responses
-from services.api.schemas import PartCreate, PartOut, PartPageOut, RevisionOut
+from services.api.schemas import PartCreate, PartOut, RevisionOut
+from services.pages import Page
 
 router = APIRouter(prefix="/parts", tags=["parts"])
 
@@ -60,14 +61,14 @@ async def search_parts(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
-) -> PartPageOut:
+) -> Page[PartOut]:
     criteria = PartFilter(
         text=q, part_number=part_number, equipment_model=equipment_model, organization_id=organization_id
     )
     page = await catalog.search_parts(
         criteria, visible_to=principal.catalog_scope, limit=limit, cursor=cursor
     )
-    return PartPageOut(items=[PartOut.of(r) for r in page.items], next_cursor=page.next_cursor)
+    return Page[PartOut](items=[PartOut.of(r) for r in page.items], next_cursor=page.next_cursor)
 
 
 @router.get("/{part_id}", responses=error_responses(404, 422))
@@ -127,16 +128,19 @@ async def get_revision(
     },
 )
 async def download_model(
-    part_id: uuid.UUID, revision_id: uuid.UUID, principal: CatalogReader, catalog: Catalog
+    part_id: uuid.UUID,
+    revision_id: uuid.UUID,
+    principal: CatalogReader,
+    catalog: Catalog,
+    resources: Resources,
 ) -> StreamingResponse:
     """The model file exactly as uploaded."""
-    revision, chunks = await catalog.read_model(part_id, revision_id, visible_to=principal.catalog_scope)
-    return StreamingResponse(
-        chunks,
+    revision = await catalog.get_revision(part_id, revision_id, visible_to=principal.catalog_scope)
+    model = await blob_download(
+        resources.blobs,
+        revision.blob_sha256,
+        size=revision.size_bytes,
         media_type=revision.format.media_type,
-        headers={
-            "Content-Length": str(revision.size_bytes),
-            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(revision.filename)}",
-            "ETag": f'"{revision.blob_sha256}"',
-        },
+        filename=revision.filename,
     )
+    return download_response(model)

@@ -8,7 +8,8 @@ import uuid
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from services.api.deps import Admin, Printing
+from services.api.deps import Admin, Printing, Resources
+from services.api.downloads import blob_download, download_response
 from services.api.endpoints import error_responses
 from services.api.schemas import PrintJobIn, PrintJobOut
 
@@ -34,15 +35,16 @@ async def get_print_job(job_id: uuid.UUID, _: Admin, printing: Printing) -> Prin
     response_class=StreamingResponse,
     responses={**error_responses(404, 409, 422), 200: {"content": {"text/x.gcode": {}}}},
 )
-async def download_gcode(job_id: uuid.UUID, _: Admin, printing: Printing) -> StreamingResponse:
+async def download_gcode(
+    job_id: uuid.UUID, _: Admin, printing: Printing, resources: Resources
+) -> StreamingResponse:
     """The job's G-code, once it is ready."""
-    artifact, chunks = await printing.read_gcode(job_id)
-    return StreamingResponse(
-        chunks,
+    artifact = await printing.ready_artifact(job_id)
+    gcode = await blob_download(
+        resources.blobs,
+        artifact.gcode_sha256,
+        size=artifact.gcode_bytes,
         media_type="text/x.gcode",
-        headers={
-            "Content-Length": str(artifact.gcode_bytes),
-            "ETag": f'"{artifact.gcode_sha256}"',
-            "Content-Disposition": f'attachment; filename="{job_id}.gcode"',
-        },
+        filename=f"{job_id}.gcode",
     )
+    return download_response(gcode)

@@ -6,11 +6,12 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
 
 from services.api.deps import Admin, OrderReader, PartnerSecretService, Shipping
+from services.api.downloads import content_download, download_response
 from services.api.endpoints import error_responses
-from services.errors import NotFound
 from services.fulfilment.timeline import Timelines
 from services.shipping.schemas import PartnerSecretIn, PartnerSecretOut, ShipmentOut, TimelineOut
 
@@ -25,19 +26,16 @@ async def order_shipment(order_id: uuid.UUID, principal: OrderReader, shipping: 
 
 @router.get(
     "/orders/{order_id}/shipment/label",
-    response_class=Response,
+    response_class=StreamingResponse,
     responses={**error_responses(404, 422), 200: {"content": {"application/pdf": {}}}},
 )
-async def shipment_label(order_id: uuid.UUID, principal: OrderReader, shipping: Shipping) -> Response:
+async def shipment_label(
+    order_id: uuid.UUID, principal: OrderReader, shipping: Shipping
+) -> StreamingResponse:
     """The courier's shipping label (PDF), once booked."""
-    shipment = await shipping.of_order(order_id, visible_to=principal.catalog_scope)
-    if shipment.label_pdf is None:
-        raise NotFound("the shipment has no label yet", code="label_not_ready")
-    filename = f"label-{shipment.tracking_number or shipment.id}.pdf"
-    return Response(
-        shipment.label_pdf,
-        media_type="application/pdf",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    label = await shipping.label(order_id, visible_to=principal.catalog_scope)
+    return download_response(
+        content_download(label.pdf, media_type="application/pdf", filename=label.filename)
     )
 
 

@@ -11,11 +11,11 @@ from services.api.deps import WebhookManager, Webhooks
 from services.api.endpoints import error_responses
 from services.notifications.schemas import (
     DeliveryOut,
-    DeliveryPageOut,
     EndpointIn,
     EndpointOut,
     EndpointWithSecretOut,
 )
+from services.pages import Page
 
 router = APIRouter(prefix="/webhook-endpoints", tags=["webhook endpoints"])
 
@@ -79,13 +79,13 @@ async def list_deliveries(
     webhooks: Webhooks,
     cursor: Annotated[uuid.UUID | None, Query(description="`next_cursor` of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> DeliveryPageOut:
+) -> Page[DeliveryOut]:
     """The delivery log, newest first: each event sent to the endpoint with its status (`pending`,
     `delivered`, `failed` after the last retry, `abandoned` when the endpoint was disabled), its attempts
     with their status codes or errors, and when the next attempt is due."""
     found, next_cursor = await webhooks.deliveries(
         endpoint_id, scope=principal.catalog_scope, cursor=cursor, limit=limit
     )
-    return DeliveryPageOut(
+    return Page[DeliveryOut](
         items=[DeliveryOut.of(d) for d in found], next_cursor=str(next_cursor) if next_cursor else None
     )

@@ -44,7 +44,7 @@ class Job:
 
 
 @dataclass(frozen=True, slots=True)
-class Printer:
+class PrinterCapacity:
     """A printer and its free machine hours in the planning horizon (after started and pinned work)."""
 
     printer_id: str
@@ -67,7 +67,7 @@ class Problem:
     """
 
     jobs: tuple[Job, ...]
-    printers: tuple[Printer, ...]
+    printers: tuple[PrinterCapacity, ...]
     lateness_weight: float = 1.0
     unplaced_penalty: float | None = None
     buckets: int = DEFAULT_BUCKETS
