@@ -224,9 +224,9 @@ def _config(base_url: str, identity: Identity) -> schemathesis.Config:
 
 def _fuzz(openapi: dict[str, Any], base_url: str, identity: Identity) -> Run:
     """One schemathesis run (blocking: run it in a thread while the served app answers)."""
-    schema = schemathesis.openapi.from_dict(openapi, config=_config(base_url, identity))
+    loaded = schemathesis.openapi.from_dict(openapi, config=_config(base_url, identity))
     # An exclusion: an inclusion would be OR-ed with the one the loader makes of the config (all operations).
-    schema = schema.exclude(
+    schema = loaded.exclude(
         lambda ctx: (ctx.operation.method.upper(), ctx.operation.path) not in identity.operations
     )
     _assert_every_check_is_on(schema)

@@ -38,6 +38,7 @@ def api_routes() -> list[tuple[str, str, set[str] | None]]:
         if isinstance(route, APIRoute):
             # The path as documented: without converters (`/factory/jobs/{job_id}`, not `{job_id:uuid}`).
             assert context.path_format is not None
+            assert route.methods is not None
             for method in sorted(route.methods):
                 routes.append((method, context.path_format, declared_roles(route.dependant)))
     assert routes, "no API routes found: has FastAPI's routing changed?"
@@ -75,7 +76,7 @@ async def test_authorization_matrix(client: httpx.AsyncClient, settings: Setting
     for method, path, roles in api_routes():
         spare = await make_key(client, world.admin, "admin")
         url = _fill(path, world, spare_key_id=spare.split("_")[1])
-        body = {} if method in {"POST", "PATCH", "PUT"} else None
+        body: dict[str, object] | None = {} if method in {"POST", "PATCH", "PUT"} else None
 
         anonymous = await client.request(method, url, json=body)
         if (method, path) in SIGNED:

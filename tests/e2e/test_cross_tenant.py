@@ -271,7 +271,7 @@ async def test_a_technician_of_another_organization_gets_none_of_its_objects(
     with_ids = [(r, url) for r in every if "{" in r.path for url in _fills(r.path, tenants.path_values)]
     before = await _snapshot(client, tenants, with_ids)
     for route, url in with_ids:
-        body = {} if route.method in {"POST", "PUT", "PATCH"} else None
+        body: dict[str, object] | None = {} if route.method in {"POST", "PUT", "PATCH"} else None
         response = await client.request(route.method, url, json=body, headers=b)
         verdicts.judge(response, sent=url, expected=_expected(route), aimed_at_a=True)
 

@@ -84,7 +84,7 @@ async def test_invalid_part_bodies_are_422_and_write_nothing(
     ],
 )
 async def test_bad_search_parameters(
-    client: httpx.AsyncClient, admin: str, params: dict[str, object], code: str
+    client: httpx.AsyncClient, admin: str, params: dict[str, str | int], code: str
 ) -> None:
     response = await client.get("/parts", params=params, headers=bearer(admin))
     assert_error_shape(response, 422, code)

@@ -29,6 +29,7 @@ from parts_catalog.storage import LocalBlobStore
 from services.config import Settings
 from services.db import create_engine, session_factory, transaction
 from services.fulfilment.unit_of_work import order_transaction
+from services.notifications import events as notification_events
 from services.notifications import service as notification_service
 from services.notifications.models import DeliveryStatus
 from services.notifications.service import WebhookPolicy, WebhookService
@@ -800,7 +801,7 @@ async def test_an_event_that_cannot_be_rendered_is_marked_failed_and_the_others_
 ) -> None:
     endpoint = await _register(api, shop["tech"], receiver.url(), receiver)
     first, second = await _order(api, shop), await _order(api, shop)
-    render = notification_service.payload_of
+    render = notification_events.payload_of
 
     def payload_of(event: OrderEvent, order: Order, event_type: Any) -> dict[str, Any]:
         if str(order.id) == first["id"]:

@@ -57,7 +57,7 @@ from parts_catalog.sqltypes import utcnow
 from services.api.background import serve_in_background
 from services.config import Settings
 from services.db import APPLICATION_NAME, create_engine, session_factory
-from services.idempotency.store import IdempotencyKeyInFlight, IdempotencyStore, StoredResponse
+from services.idempotency.store import Claim, IdempotencyKeyInFlight, IdempotencyStore, StoredResponse
 from tests import tally
 from tests.builders import HAMBURG, app_client, asyncpg_dsn, bearer, make_key, make_shop, order_body
 from tests.tally import Tally
@@ -573,10 +573,12 @@ async def test_a_request_that_outlived_its_claim_cannot_answer_after_a_takeover(
     try:
         async with sessions() as slow:
             claim = await store.claim(slow, owner, key, request, now=first_at)
+        assert isinstance(claim, Claim)  # a new key: claimed, no stored answer
         # The first request is still running past the lock timeout; the client's retry takes the key over.
         async with sessions() as retry:
             takeover = await store.claim(retry, owner, key, request, now=first_at + 2 * lock_timeout)
             assert takeover == claim  # the same key's record
+            assert isinstance(takeover, Claim)
             # The slow request gets to its answer now: refused, so that its transaction rolls back; and its
             # release leaves the retry's claim alone.
             async with sessions() as slow:

@@ -143,7 +143,9 @@ def dockerfile_env() -> dict[str, str]:
     env: dict[str, str] = {}
     for instruction in dockerfile():
         if instruction.keyword == "ENV" and instruction.stage == final:
-            env.update(word.split("=", 1) for word in shlex.split(instruction.args))
+            for word in shlex.split(instruction.args):
+                name, value = word.split("=", 1)
+                env[name] = value
     return env
 
 
@@ -269,7 +271,9 @@ def http_urls(text: str) -> list[tuple[str, str]]:
 
 def quantity_bytes(quantity: str) -> int:
     units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 10**3, "M": 10**6, "G": 10**9}
-    number, unit = re.fullmatch(r"(\d+)([A-Za-z]*)", quantity).groups()
+    parsed = re.fullmatch(r"(\d+)([A-Za-z]*)", quantity)
+    assert parsed is not None, f"not a Kubernetes quantity: {quantity!r}"
+    number, unit = parsed.groups()
     return int(number) * units.get(unit, 1)
 
 

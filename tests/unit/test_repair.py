@@ -252,12 +252,14 @@ def write_obj(path: Path, mesh: trimesh.Trimesh) -> Path:
 
 def odd_box() -> trimesh.Trimesh:
     # Extents that are no multiple of float32's spacing far out, so rounding would change them.
-    return trimesh.creation.box(extents=(10.3, 7.7, 5.1))
+    box: trimesh.Trimesh = trimesh.creation.box(extents=(10.3, 7.7, 5.1))
+    return box
 
 
 def fine_sphere() -> trimesh.Trimesh:
     # 20480 facets on a 6 mm sphere: edges of about 0.1 mm, finer than float32's 0.0625 mm spacing at 1e6.
-    return trimesh.creation.icosphere(subdivisions=5, radius=3.0)
+    sphere: trimesh.Trimesh = trimesh.creation.icosphere(subdivisions=5, radius=3.0)
+    return sphere
 
 
 @pytest.mark.parametrize("offset", [1e5, 1e6, 1e7])

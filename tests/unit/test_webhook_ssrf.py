@@ -6,6 +6,7 @@ import asyncio
 import ipaddress
 import socket
 from collections.abc import Sequence
+from typing import cast
 
 import pytest
 
@@ -312,7 +313,7 @@ async def _verdict(url: str, *, allow_private: bool, resolve: Resolver | None = 
     except WebhookTargetForbidden as exc:
         return exc.reason
     except InvalidWebhookUrl as exc:
-        return f"invalid_webhook_url:{exc.details['reason']}"
+        return f"invalid_webhook_url:{cast(dict[str, str], exc.details)['reason']}"
     return "accepted"
 
 
@@ -371,7 +372,7 @@ async def test_numeric_hosts_are_read_as_the_system_resolver_reads_them(host: st
         pytest.skip(f"this system's resolver does not accept {host!r}")
     with pytest.raises(WebhookTargetForbidden) as refused:
         await check_target(f"http://{host}/", allow_private=True, resolve=_resolver({}))
-    assert refused.value.details["address"] in resolved
+    assert cast(dict[str, str], refused.value.details)["address"] in resolved
 
 
 @pytest.mark.parametrize("host", ["4294967296", "1.16777216", "0x1.0x2.0x3.0x100", "08.1", "1.2.3.4.5"])
