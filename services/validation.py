@@ -24,7 +24,7 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 
 # Free text a person writes in several lines. Everything else (names, slugs, part numbers, keys, ids,
 # addresses) is one line: a tab or a line break in it is a forged log line or a broken label.
@@ -135,5 +135,13 @@ def to_utc(value: datetime) -> datetime:
         raise ValueError("out of range when converted to UTC") from None
 
 
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(to_utc)]
-"""Every datetime a request carries: with an offset, converted to UTC on the way in."""
+def written(value: Any) -> Any:
+    """Refuse a number where a datetime is due: pydantic would take it for unix seconds, which the document
+    (``format: date-time``, a string with an offset) does not allow."""
+    if isinstance(value, int | float):
+        raise ValueError("a datetime is a string with an offset (RFC 3339), not a number")
+    return value
+
+
+UtcDatetime = Annotated[AwareDatetime, BeforeValidator(written), AfterValidator(to_utc)]
+"""Every datetime a request carries: written with an offset, converted to UTC on the way in."""

@@ -4,11 +4,11 @@ A pure ASGI middleware, so that it runs before FastAPI reads and parses a body (
 running any dependency, authentication included). In this order:
 
 1. Headers the API reads must come once (``SINGLE_HEADERS``; 400 ``duplicate_header``) and hold no control
-   character; the decoded path and every query parameter neither (422 ``validation_error``, ``type``
-   ``control_character``, as ``services.validation`` words it).
+   character (422 ``validation_error``, ``type`` ``control_character``, as ``services.validation`` words it).
 2. On routes that take an API key, a missing, malformed or unknown key is refused (401) before the body is
    read: an anonymous client cannot make the API read or parse anything.
-3. On routes whose JSON body FastAPI parses, the body is read up to ``max_json_body_bytes`` (the declared
+3. The decoded path and every query parameter hold no control character either (422, as in 1).
+4. On routes whose JSON body FastAPI parses, the body is read up to ``max_json_body_bytes`` (the declared
    Content-Length first, then counted while it streams; 413 ``payload_too_large``) and decoded once with
    the strict decoder (422 ``validation_error``: ``json_invalid``, ``json_too_deep``,
    ``number_out_of_range``, ``control_character``); the route then reads the bytes that passed. Routes that
@@ -16,8 +16,11 @@ running any dependency, authentication included). In this order:
    ``services.api.uploads``) and signed webhooks (``webhook_max_body_bytes``, whose signature covers the raw
    bytes; they decode with the same strict decoder once the signature holds).
 
+Requests for a method and path no operation takes go straight to the router (404, 405): nothing reads them.
+
 ``document`` writes the same rules into the OpenAPI document, so that what the edge refuses is what the
-document says is refused.
+document says is refused: the character rule as patterns, and the 422 and 413 on every operation they can
+come from.
 """
 
 from __future__ import annotations
@@ -85,9 +88,6 @@ class _Rules:
     json_body: bool
 
 
-_NO_RULES = _Rules(authenticated=False, json_body=False)
-
-
 @dataclass(frozen=True, slots=True)
 class _Operation:
     methods: frozenset[str]
@@ -113,12 +113,18 @@ class EdgeGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        rules = self._rules_for(scope)
+        if rules is None:
+            # No operation takes this method and path: the router answers 404 or 405, reading nothing.
+            await self.app(scope, receive, send)
+            return
         try:
             headers = _single_headers(scope)
-            _check_target(scope)
-            rules = self._rules_for(scope)
+            # The key before the target, as FastAPI orders it: an anonymous client is told 401, whatever
+            # else is wrong with its request.
             if rules.authenticated:
                 await _authenticate(scope, headers.get("authorization", ""))
+            _check_target(scope)
             if rules.json_body:
                 receive = await self._read_json(receive, headers)
         except DomainError as refusal:
@@ -128,13 +134,14 @@ class EdgeGuard:
             return
         await self.app(scope, receive, send)
 
-    def _rules_for(self, scope: Scope) -> _Rules:
+    def _rules_for(self, scope: Scope) -> _Rules | None:
+        """The rules of the operation the request is for; ``None`` when no operation takes it."""
         if self._operations is None:  # on the first request: every router is included by then
             self._operations = _operations(scope["app"])
         for operation in self._operations:
             if scope["method"] in operation.methods and operation.path.fullmatch(scope["path"]):
                 return operation.rules
-        return _NO_RULES
+        return None
 
     async def _read_json(self, receive: Receive, headers: dict[str, str]) -> Receive:
         limit = self.max_json_body_bytes
@@ -283,4 +290,17 @@ def document(openapi: dict[str, Any]) -> dict[str, Any]:
         for operation in item.values():
             walk(operation.get("parameters", []), False)
             walk(operation.get("requestBody", {}), False)
+            _document_refusals(operation)
     return openapi
+
+
+_ERROR_BODY = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
+
+
+def _document_refusals(operation: dict[str, Any]) -> None:
+    """The answers the edge gives on any operation: 422 for a control character in the path or in any query
+    parameter (declared or not); 413 for a JSON body past the cap."""
+    responses = operation.setdefault("responses", {})
+    responses.setdefault("422", {"description": "Invalid input", "content": _ERROR_BODY})
+    if "application/json" in operation.get("requestBody", {}).get("content", {}):
+        responses.setdefault("413", {"description": "Payload too large", "content": _ERROR_BODY})

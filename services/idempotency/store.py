@@ -32,6 +32,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.errors import Conflict, InvalidRequest
 from services.idempotency.models import IdempotencyRecord
+from services.validation import InputRefused, loads
 
 
 class IdempotencyKeyReused(InvalidRequest):
@@ -58,9 +59,11 @@ class Claim:
 
 def fingerprint(method: str, path: str, body: bytes) -> str:
     """The request's identity: JSON bodies are compared by content, not by whitespace or key order."""
+    # The strict decoder: the body may be anything when its content type is not JSON (the edge decodes JSON
+    # bodies only), and json.loads raises RecursionError on one nested thousands deep.
     try:
-        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
-    except (ValueError, UnicodeDecodeError):
+        canonical = json.dumps(loads(body), sort_keys=True, separators=(",", ":")).encode()
+    except InputRefused:
         canonical = body
     digest = hashlib.sha256(f"{method.upper()} {path}\n".encode())
     digest.update(canonical)
