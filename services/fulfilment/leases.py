@@ -63,6 +63,7 @@ from services.printing.schemas import (
     PrinterState,
 )
 from services.printing.service import PrintModel
+from services.routing.schemas import RoutingOut
 
 J = PrintJobStatus
 # Presence is written at most this often per site: agents polling every second must not all update one row.
@@ -155,7 +156,7 @@ class FactoryJob:
         job, order, sliced = self.job, self.order, self.slice
         ready_by = None
         if order is not None and order.routing is not None:
-            ready_by = datetime.fromisoformat(order.routing["quote"]["ready_at"])
+            ready_by = RoutingOut.model_validate(order.routing).quote.ready_at
         return FactoryJobOut(
             id=job.id,
             order_id=order.id if order else None,

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict
-
 from parts_catalog.models import PartRevision
+from parts_catalog.reports import PartFacts
 from services.orders.models import Order
 from services.printing.service import PrintingService
 from services.routing.demand import Demand
@@ -17,30 +16,14 @@ from slicer_adapters.estimator.model import estimate
 from slicer_adapters.models import MeshStats
 
 
-class PartFacts(BaseModel):
-    """The geometry report's facts that routing needs (sizes in mm, face areas by direction), read from the
-    revision's report; a ready revision has them."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    volume_mm3: float = 0.0
-    area_up_mm2: float = 0.0
-    area_down_mm2: float = 0.0
-    area_side_mm2: float = 0.0
-    size: tuple[float, float, float] = (0.0, 0.0, 0.0)
-
-    @classmethod
-    def of(cls, revision: PartRevision) -> PartFacts:
-        return cls.model_validate((revision.geometry_report or {}).get("facts") or {})
-
-    def mesh_stats(self) -> MeshStats:
-        return MeshStats(
-            volume_mm3=self.volume_mm3,
-            area_up_mm2=self.area_up_mm2,
-            area_down_mm2=self.area_down_mm2,
-            area_side_mm2=self.area_side_mm2,
-            size_mm=self.size,
-        )
+def _mesh_stats(facts: PartFacts) -> MeshStats:
+    return MeshStats(
+        volume_mm3=facts.volume_mm3,
+        area_up_mm2=facts.area_up_mm2,
+        area_down_mm2=facts.area_down_mm2,
+        area_side_mm2=facts.area_side_mm2,
+        size_mm=facts.size,
+    )
 
 
 async def print_minutes(
@@ -52,7 +35,7 @@ async def print_minutes(
     if not specs:
         return {}
     sliced = await printing.cached_print_seconds(revision, list(specs))
-    stats = PartFacts.of(revision).mesh_stats()
+    stats = _mesh_stats(PartFacts.of(revision))
     minutes: dict[str, float] = {}
     for key, spec in specs.items():
         seconds = sliced.get(key) or estimate(stats, spec.profile).print_seconds

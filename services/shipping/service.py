@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from parts_catalog.reports import PartFacts
 from parts_catalog.sqltypes import utcnow
 from services.couriers.ports import Booking, BookingRequest, Parcel, Place, Tracking
 from services.db import serialize_writes
@@ -194,7 +195,7 @@ class ShippingService:
             sliced = view.artifact.filament_g if view.artifact else 0.0
             weight = float(measured if measured is not None else sliced)
         revision = await self.orders.catalog.revision(order.revision_id)
-        size = ((revision.geometry_report or {}).get("facts") or {}).get("size") or [0.0, 0.0, 0.0]
+        size = PartFacts.of(revision).size
         length, width, height = sorted((float(v) + _PADDING_MM for v in size), reverse=True)
         return {
             "weight_g": round(weight * order.quantity + _PACKAGING_G, 1),
