@@ -5,12 +5,12 @@ from services.accounts.models import ApiKey, Organization, Partner
 from services.couriers.local import LocalParcel
 from services.factories.models import Printer, Site
 from services.idempotency.models import IdempotencyRecord
-from services.notifications.models import WebhookDelivery, WebhookEndpoint
 from services.orders.models import Order, OrderEvent
 from services.printing.models import PrintJob, SliceArtifact
 from services.routing.models import PrinterReservation
 from services.shipping.models import Shipment, ShipmentEvent
-from services.webhooks.models import InboundWebhook, PartnerSecret
+from services.webhooks.inbound.models import InboundWebhook, PartnerSecret
+from services.webhooks.outbound.models import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "ApiKey",

@@ -5,7 +5,7 @@ Headers ``webhook-id``, ``webhook-timestamp`` (unix seconds) and ``webhook-signa
 ``{id}.{timestamp}.{raw body}``. Several entries let a sender sign with an old and a new secret while the
 receiver rotates. Verification works on the raw bytes as received (re-serialised JSON would not match),
 compares in constant time and refuses timestamps outside the tolerance either way; deduplicating by
-``webhook-id`` inside that window is the receiver's job (``services.webhooks.inbound``).
+``webhook-id`` inside that window is the receiver's job (``services.webhooks.inbound.service``).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ one rule for characters, and the one aware-UTC datetime type.
 
 The API's edge (``services.api.edge``) applies the decoder and the character rule to every JSON body, path,
 query string and header it reads; the signed webhook routes, which must read their raw body for the
-signature, decode it with the same ``loads`` (``services.webhooks.inbound``). Every refusal is an
+signature, decode it with the same ``loads`` (``services.webhooks.inbound.service``). Every refusal is an
 ``InputRefused`` naming where the bad input was (``loc``, as pydantic names it) and what it was (``type``):
 
 - ``json_invalid``: not JSON (or not UTF-8);

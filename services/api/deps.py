@@ -24,13 +24,13 @@ from services.errors import Forbidden, NotAuthenticated
 from services.factories.service import SiteRegistry
 from services.fulfilment.leases import FactoryCaller, FactoryJobs
 from services.fulfilment.unit_of_work import site_registry
-from services.notifications.service import WebhookPolicy, WebhookService
 from services.orders.service import OrderService
 from services.printing.service import PrintingService
 from services.routing.placement import Placement
 from services.shipping.service import ShippingService
-from services.webhooks.inbound import InboundWebhooks
-from services.webhooks.partners import PartnerSecrets
+from services.webhooks.inbound.partners import PartnerSecrets
+from services.webhooks.inbound.service import InboundWebhooks
+from services.webhooks.outbound.service import WebhookPolicy, WebhookService
 
 
 def get_resources(request: Request) -> AppResources:

@@ -24,7 +24,7 @@ from services.db import SessionFactory
 from services.orders.models import Order
 from services.orders.states import TERMINAL, OrderStatus
 from services.printing.models import PrintJob, PrintJobStatus
-from services.webhooks.models import InboundStatus, InboundWebhook
+from services.webhooks.inbound.models import InboundStatus, InboundWebhook
 
 log = logging.getLogger(__name__)
 

@@ -1,12 +1,12 @@
 """Which order events are published to customers' webhook endpoints, and the wake-up job that publishes
-them (``services.notifications`` registers it with the worker): the orders' own vocabulary, so that
+them (``services.webhooks.outbound`` registers it with the worker): the orders' own vocabulary, so that
 placing an order needs nothing of the publisher."""
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-# The publisher's job (workers.jobs.notifications), woken after an event of a published kind commits.
+# The publisher's job (workers.jobs.outbound_webhooks), woken after an event of a published kind commits.
 PUBLISH_ORDER_EVENTS = "publish_order_events"
 
 

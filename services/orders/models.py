@@ -64,7 +64,7 @@ class OrderEvent(SQLModel, table=True):
     to_status: OrderStatus | None = Field(default=None, sa_type=StrEnumType(OrderStatus))
     reason: str | None = Field(default=None, max_length=64)
     data: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
-    # When the outbound-webhook publisher fanned the event out (services.notifications); None: not yet.
+    # When the outbound-webhook publisher fanned the event out (services.webhooks.outbound); None: not yet.
     published_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
     # Why the publisher could not render it into a webhook; such an event is stamped published, never sent.
     publish_error: str | None = Field(default=None, max_length=500)

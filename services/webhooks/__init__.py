@@ -1,1 +1,2 @@
-"""Webhooks: signed events in from logistics partners, and out to customers' own systems."""
+"""Webhooks, both ways: signed tracking events in from logistics partners (``inbound``), and order events
+out to customers' own systems (``outbound``). Both follow Standard Webhooks (``services.signing``)."""

@@ -14,7 +14,7 @@ from services.db import SessionFactory, create_engine, session_factory
 from services.observability.logs import enter_log_context
 from services.routing.snapshot import SnapshotCache
 from services.slicers import build_slicer_registry
-from services.webhooks.partners import ensure_partner_secret
+from services.webhooks.inbound.partners import ensure_partner_secret
 from services.workers.mesh_pool import MeshPool
 from slicer_adapters.registry import SlicerRegistry
 

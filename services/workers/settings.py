@@ -13,8 +13,8 @@ from services.workers.context import on_job_start, on_shutdown, on_startup
 from services.workers.jobs.factories import watch_factories
 from services.workers.jobs.geometry import check_revision, prepare_print, reconcile
 from services.workers.jobs.maintenance import purge_idempotency_keys, sweep_orphan_blobs
-from services.workers.jobs.notifications import deliver_webhook, publish_order_events, reconcile_webhooks
 from services.workers.jobs.orders import reoptimize_orders, reroute_site, watch_orders
+from services.workers.jobs.outbound_webhooks import deliver_webhook, publish_order_events, reconcile_webhooks
 from services.workers.jobs.shipping import (
     drive_local_courier,
     process_inbound_webhook,

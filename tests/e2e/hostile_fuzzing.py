@@ -36,7 +36,7 @@ from schemathesis.generation.case import Case
 
 from parts_catalog.sqltypes import utcnow
 from services.signing import sign
-from services.webhooks.inbound import KARRIO_HEADER
+from services.webhooks.inbound.service import KARRIO_HEADER
 
 CONTROL = "control character"
 NON_FINITE = "non-finite number"

@@ -47,8 +47,8 @@ from services.api.app import create_app
 from services.api.background import serve_in_background
 from services.config import Settings
 from services.couriers.registry import KARRIO_PARTNER
-from services.notifications import service as notifications
-from services.notifications import ssrf
+from services.webhooks.outbound import service as notifications
+from services.webhooks.outbound import ssrf
 from tests import tally
 from tests.builders import bearer
 from tests.e2e import hostile_fuzzing as hostile

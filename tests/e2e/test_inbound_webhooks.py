@@ -20,8 +20,8 @@ from parts_catalog.sqltypes import utcnow
 from services.config import Settings
 from services.db import create_engine, session_factory, transaction
 from services.shipping.service import ShippingService
-from services.webhooks.inbound import InboundWebhooks
-from services.webhooks.models import InboundStatus, InboundWebhook
+from services.webhooks.inbound.models import InboundStatus, InboundWebhook
+from services.webhooks.inbound.service import InboundWebhooks
 from services.workers.jobs import shipping as shipping_jobs
 from tests.builders import bearer, make_admin_token
 from tests.e2e.test_shipping import count, partner_secret, post_signed, rejections, tracking_body

@@ -29,13 +29,13 @@ from parts_catalog.storage import LocalBlobStore
 from services.config import Settings
 from services.db import create_engine, session_factory, transaction
 from services.fulfilment.unit_of_work import order_transaction
-from services.notifications import events as notification_events
-from services.notifications import service as notification_service
-from services.notifications.models import DeliveryStatus
-from services.notifications.service import WebhookPolicy, WebhookService
 from services.orders.events import PUBLISH_ORDER_EVENTS
 from services.orders.models import Order, OrderEvent
 from services.routing.snapshot import SnapshotCache
+from services.webhooks.outbound import events as notification_events
+from services.webhooks.outbound import service as notification_service
+from services.webhooks.outbound.models import DeliveryStatus
+from services.webhooks.outbound.service import ClaimedAttempt, Held, WebhookPolicy, WebhookService
 from services.workers.settings import build_worker
 from tests.builders import (
     HAMBURG,
@@ -517,7 +517,7 @@ async def test_a_worker_killed_mid_attempt_leaves_the_delivery_due_again(
         assert made == 0
         async with transaction(sessions) as session:
             claimed = await WebhookService(session, policy).begin_attempt(delivery_id)
-        assert claimed is not None
+        assert isinstance(claimed, ClaimedAttempt)
         assert claimed.number == 1
         # The worker dies here, before sending. While the claim holds, nobody else attempts it...
         async with transaction(sessions) as session:
@@ -530,7 +530,7 @@ async def test_a_worker_killed_mid_attempt_leaves_the_delivery_due_again(
             service = WebhookService(session, policy)
             assert await service.due_deliveries(now=later, limit=10) == [(delivery_id, 1)]
             again = await service.begin_attempt(delivery_id, now=later)
-        assert again is not None
+        assert isinstance(again, ClaimedAttempt)
         assert again.number == 2
     finally:
         await engine.dispose()
@@ -558,7 +558,7 @@ async def test_a_delivery_whose_every_attempt_dies_fails_after_the_last_one(
             now += policy.claim + timedelta(seconds=1)
             async with transaction(sessions) as session:
                 claimed = await WebhookService(session, policy).begin_attempt(delivery_id, now=now)
-            claims.append(claimed.number if claimed is not None else None)
+            claims.append(claimed.number if isinstance(claimed, ClaimedAttempt) else None)
         async with transaction(sessions) as session:
             assert (
                 await WebhookService(session, policy).due_deliveries(now=now + policy.claim, limit=10) == []
@@ -829,3 +829,37 @@ async def test_an_event_that_cannot_be_rendered_is_marked_failed_and_the_others_
     }
     [delivery] = await _deliveries(api, shop["tech"], endpoint["id"])
     assert delivery["order_id"] == second["id"]
+
+
+async def test_a_failing_endpoint_never_has_more_attempts_in_flight_than_failures_left(
+    api: httpx.AsyncClient, shop: dict[str, Any], hooks: Settings, receiver: Receiver
+) -> None:
+    """The race behind an endpoint receiving one failed attempt more than ``disable_after``: attempts that
+    began while it had failures left, each failing after the one that disabled it. Here two deliveries are
+    due at once to an endpoint one failure from being disabled: the second attempt is held, not begun."""
+    endpoint = await _register(api, shop["tech"], receiver.url(), receiver)
+    await _order(api, shop)
+    await _order(api, shop)
+    policy = WebhookPolicy.of(hooks)
+    engine = create_engine(hooks.resolved_database_url)
+    sessions = session_factory(engine)
+    try:
+        async with transaction(sessions) as session:
+            service = WebhookService(session, policy)
+            await service.publish_pending(limit=10)
+            row = await service.repo.endpoint(uuid.UUID(endpoint["id"]), for_update=True)
+            assert row is not None
+            row.consecutive_failures = policy.disable_after - 1
+        async with transaction(sessions) as session:
+            due = await WebhookService(session, policy).due_deliveries(now=utcnow(), limit=10)
+        assert len(due) == 2
+        (first, _), (second, _) = due
+        async with transaction(sessions) as session:
+            claimed = await WebhookService(session, policy).begin_attempt(first)
+        assert isinstance(claimed, ClaimedAttempt)
+        async with transaction(sessions) as session:
+            held = await WebhookService(session, policy).begin_attempt(second)
+        assert isinstance(held, Held)
+        assert held.until > utcnow()
+    finally:
+        await engine.dispose()

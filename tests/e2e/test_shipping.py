@@ -35,7 +35,7 @@ from services.routing.snapshot import SnapshotCache
 from services.shipping.models import ShipmentEvent
 from services.shipping.service import ShippingService
 from services.signing import sign
-from services.webhooks.models import InboundWebhook
+from services.webhooks.inbound.models import InboundWebhook
 from tests.builders import (
     HAMBURG,
     bearer,

@@ -21,7 +21,7 @@ from services.api.background import serve_in_background
 from services.config import Settings
 from services.couriers.karrio import KarrioCourier
 from services.db import create_engine, session_factory, transaction
-from services.webhooks.models import InboundStatus, InboundWebhook
+from services.webhooks.inbound.models import InboundStatus, InboundWebhook
 from tests.builders import HAMBURG, bearer, get_json, make_account, make_shop, printed_order
 from tests.peers import KarrioPeer
 from tests.workers import run_worker_until_idle

@@ -22,7 +22,7 @@ from services.api.app import create_app
 from services.config import Settings
 from services.couriers.karrio import KarrioShipment, KarrioTracker, _Event
 from services.validation import MAX_DEPTH, MULTILINE_FIELDS, InputRefused, UtcDatetime, loads
-from services.webhooks.inbound import PartnerEvent
+from services.webhooks.inbound.service import PartnerEvent
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from typing import cast
 
 import pytest
 
-from services.notifications.ssrf import (
+from services.webhooks.outbound.ssrf import (
     InvalidWebhookUrl,
     Resolver,
     WebhookTargetForbidden,

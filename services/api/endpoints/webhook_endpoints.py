@@ -9,13 +9,13 @@ from fastapi import APIRouter, Query
 
 from services.api.deps import WebhookManager, Webhooks
 from services.api.endpoints import error_responses
-from services.notifications.schemas import (
+from services.pages import Page
+from services.webhooks.outbound.schemas import (
     DeliveryOut,
     EndpointIn,
     EndpointOut,
     EndpointWithSecretOut,
 )
-from services.pages import Page
 
 router = APIRouter(prefix="/webhook-endpoints", tags=["webhook endpoints"])
 

@@ -1,6 +1,6 @@
 """Inbound webhooks from logistics partners. Authenticated by signature, not by API key; stored, then
-processed by a worker (``services.webhooks.inbound``). Operators list the events that failed every attempt
-(parked) and retry them."""
+processed by a worker (``services.webhooks.inbound.service``). Operators list the events that failed
+every attempt (parked) and retry them."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from services.api.deps import Admin, Inbound, Resources
 from services.api.endpoints import error_responses
 from services.shipping.schemas import WebhookAck
 from services.signing import ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
-from services.webhooks.inbound import KARRIO_HEADER, PartnerEvent, too_large
-from services.webhooks.schemas import InboundWebhookOut
+from services.webhooks.inbound.schemas import InboundWebhookOut
+from services.webhooks.inbound.service import KARRIO_HEADER, PartnerEvent, too_large
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 _RESPONSES = {k: v for k, v in error_responses(400, 413, 422).items() if k != 403}

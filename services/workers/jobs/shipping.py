@@ -7,7 +7,7 @@ Retryable courier errors back off and retry up to ``max_job_attempts``; a refusa
 the shipment for an operator with the courier's reason.
 
 Inbound webhooks are bounded the same way: each attempt is counted before it starts, and an event that fails
-``max_job_attempts`` times is parked with its error (``services.webhooks.inbound``).
+``max_job_attempts`` times is parked with its error (``services.webhooks.inbound.service``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from services.observability.logs import bind
 from services.observability.metrics import COURIER_ERRORS
 from services.shipping.repository import ShipmentRepository
 from services.shipping.service import ShippingService, enqueue_shipping
-from services.webhooks.inbound import InboundWebhooks, wake
+from services.webhooks.inbound.service import InboundWebhooks, wake
 from services.workers.context import resources
 from services.workers.jobs.orders import order_service
 

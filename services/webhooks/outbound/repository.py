@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.notifications.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from services.orders.models import Order, OrderEvent
+from services.webhooks.outbound.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 
 
 class WebhookRepository:
@@ -102,6 +102,20 @@ class WebhookRepository:
         if for_update:
             query = query.with_for_update()
         return (await self.session.exec(query)).first()
+
+    async def attempts_in_flight(
+        self, endpoint_id: uuid.UUID, *, started_after: datetime, excluding: uuid.UUID
+    ) -> int:
+        """Attempts to the endpoint that began after ``started_after`` and have no outcome recorded yet (one
+        entry in a delivery's ``attempt_log`` per recorded attempt)."""
+        query = select(WebhookDelivery).where(
+            WebhookDelivery.endpoint_id == endpoint_id,
+            WebhookDelivery.status == DeliveryStatus.PENDING,
+            col(WebhookDelivery.last_attempt_at) > started_after,
+            WebhookDelivery.id != excluding,
+        )
+        found = (await self.session.exec(query)).all()
+        return sum(1 for d in found if len(d.attempt_log) < d.attempts)
 
     async def endpoint_of_delivery(self, delivery_id: uuid.UUID) -> uuid.UUID | None:
         query = select(WebhookDelivery.endpoint_id).where(WebhookDelivery.id == delivery_id)

@@ -19,8 +19,8 @@ from datetime import datetime
 
 import httpx
 
-from services.notifications import ssrf
 from services.signing import sign
+from services.webhooks.outbound import ssrf
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,10 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from services.notifications.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
-from services.notifications.ssrf import MAX_URL_LENGTH
 from services.orders.events import EventType
 from services.validation import MULTILINE_PATTERN
+from services.webhooks.outbound.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
+from services.webhooks.outbound.ssrf import MAX_URL_LENGTH
 
 
 class EndpointIn(BaseModel):

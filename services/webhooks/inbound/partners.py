@@ -17,7 +17,7 @@ from services.accounts.repository import AccountsRepository
 from services.db import SessionFactory, transaction
 from services.errors import NotFound
 from services.signing import new_secret
-from services.webhooks.models import PartnerSecret
+from services.webhooks.inbound.models import PartnerSecret
 
 
 class PartnerSecrets:

@@ -17,15 +17,16 @@ from redis.exceptions import RedisError
 
 from parts_catalog.sqltypes import utcnow
 from services.db import transaction
-from services.notifications.sender import attempt
-from services.notifications.service import (
+from services.queue import enqueue_after_commit
+from services.webhooks.outbound.sender import attempt
+from services.webhooks.outbound.service import (
     DELIVER_WEBHOOK,
+    Held,
     PublishOutcome,
     WebhookPolicy,
     WebhookService,
     deliver_job_id,
 )
-from services.queue import enqueue_after_commit
 from services.workers.context import WorkerResources, resources
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ async def publish_order_events(ctx: dict[str, Any]) -> dict[str, int]:
     return {"events": outcome.events, "deliveries": outcome.deliveries}
 
 
-async def _wake(res: WorkerResources, delivery_id: uuid.UUID, attempts_made: int, at: datetime) -> None:
+async def _wake(res: WorkerResources, delivery_id: uuid.UUID, attempts_made: int | str, at: datetime) -> None:
     # Deferred until ``at``, which ``enqueue_after_commit`` cannot do; a Redis error is logged, as in
     # ``services.queue.send``, and the reconciler finds the delivery once it is due.
     try:
@@ -74,6 +75,9 @@ async def deliver_webhook(ctx: dict[str, Any], delivery_id: str) -> str:
         claimed = await WebhookService(session, policy).begin_attempt(did)
     if claimed is None:
         return "nothing to do"
+    if isinstance(claimed, Held):
+        await _wake(res, did, f"held:{claimed.until.timestamp()}", claimed.until)
+        return "held: another attempt to the failing endpoint is in flight"
     result = await attempt(
         claimed.request, now=utcnow(), timeout_s=policy.timeout_s, allow_private=policy.allow_private
     )

@@ -1,7 +1,7 @@
 """Inbound partner webhooks: verify, store, acknowledge; process later in a worker.
 
 Nothing is stored unless the request is authentic, fresh, small enough and well-formed, and its tracking
-update is one the shipping tables can hold (``services.webhooks.stored``); every refusal is counted in
+update is one the shipping tables can hold (``services.webhooks.inbound.stored``); every refusal is counted in
 ``spareflow_webhook_rejections_total``. An accepted event is stored under its (source, event id), with the
 tracking update as it was read, which makes a replay a no-op for as long as the row is kept
 (``webhook_dedup_hours``, 72 h at least), and a wake-up job is sent after the commit; the reconciler finds
@@ -55,9 +55,9 @@ from services.queue import enqueue_after_commit
 from services.shipping.service import ShippingService
 from services.signing import VerificationFailed, verify
 from services.validation import InputRefused, UtcDatetime, loads
-from services.webhooks.models import InboundStatus, InboundWebhook
-from services.webhooks.partners import PartnerSecrets
-from services.webhooks.stored import StoredTracking
+from services.webhooks.inbound.models import InboundStatus, InboundWebhook
+from services.webhooks.inbound.partners import PartnerSecrets
+from services.webhooks.inbound.stored import StoredTracking
 
 PROCESS_INBOUND = "process_inbound_webhook"
 KARRIO_HEADER = "x-event-id"  # carries the subscription secret itself

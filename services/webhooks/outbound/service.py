@@ -38,15 +38,15 @@ from services.config import Settings
 from services.db import serialize_writes
 from services.errors import Conflict, InvalidRequest, NotFound
 from services.loops import ItemFailures
-from services.notifications.events import body_of, msg_id_of, payload_of
-from services.notifications.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
-from services.notifications.repository import WebhookRepository
-from services.notifications.schemas import EndpointIn
-from services.notifications.sender import AttemptRequest, AttemptResult
-from services.notifications.ssrf import check_target
 from services.orders.events import PUBLISH_ORDER_EVENTS, event_type_of
 from services.queue import enqueue_after_commit
 from services.signing import new_secret
+from services.webhooks.outbound.events import body_of, msg_id_of, payload_of
+from services.webhooks.outbound.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
+from services.webhooks.outbound.repository import WebhookRepository
+from services.webhooks.outbound.schemas import EndpointIn
+from services.webhooks.outbound.sender import AttemptRequest, AttemptResult
+from services.webhooks.outbound.ssrf import check_target
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ MAX_ENDPOINTS_PER_ORGANIZATION = 20
 ROTATION_OVERLAP = timedelta(hours=24)
 
 
-def deliver_job_id(delivery_id: uuid.UUID, attempts_made: int) -> str:
+def deliver_job_id(delivery_id: uuid.UUID, attempts_made: int | str) -> str:
     """One job id per attempt: a re-sent wake-up for the same attempt runs once; the next attempt's is new."""
     return f"{DELIVER_WEBHOOK}:{delivery_id}:{attempts_made}"
 
@@ -83,6 +83,11 @@ class WebhookPolicy:
         return timedelta(seconds=2 * self.timeout_s + 30)
 
     @property
+    def hold(self) -> timedelta:
+        """How long an attempt to a failing endpoint waits for the one in flight: the first retry delay."""
+        return timedelta(seconds=self.retry_schedule[0] if self.retry_schedule else 1.0)
+
+    @property
     def max_attempts(self) -> int:
         return len(self.retry_schedule) + 1
 
@@ -104,6 +109,13 @@ class ClaimedAttempt:
     delivery_id: uuid.UUID
     number: int  # 1-based
     request: AttemptRequest
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """The attempt waits: its endpoint is failing and another attempt to it is in flight."""
+
+    until: datetime
 
 
 class WebhookEndpointNotFound(NotFound):
@@ -292,9 +304,15 @@ class WebhookService:
 
     async def begin_attempt(
         self, delivery_id: uuid.UUID, *, now: datetime | None = None
-    ) -> ClaimedAttempt | None:
+    ) -> ClaimedAttempt | Held | None:
         """Claim the delivery's next attempt if it is pending and due; None: nothing to do (delivered,
-        abandoned, not due yet, or another worker's attempt is in flight)."""
+        abandoned, not due yet, or another worker's attempt is in flight).
+
+        An endpoint takes no more attempts at once than the failures it has left before it is disabled
+        (``disable_after`` less its consecutive failures): each attempt in flight may fail, and an endpoint
+        must never receive more failed attempts in a row than ``disable_after``. Past that, the attempt is
+        ``Held`` until the first retry delay has passed. A failing endpoint near the limit is so tried one
+        attempt at a time, like a circuit breaker's half-open state."""
         now = now or utcnow()
         locked = await self._lock(delivery_id)
         if locked is None:
@@ -315,6 +333,13 @@ class WebhookService:
             delivery.last_error = f"no outcome recorded for the last of {delivery.attempts} attempts"
             await self.session.flush()
             return None
+        in_flight = await self.repo.attempts_in_flight(
+            endpoint.id, started_after=now - self.policy.claim, excluding=delivery.id
+        )
+        if in_flight >= self.policy.disable_after - endpoint.consecutive_failures:
+            delivery.next_attempt_at = now + self.policy.hold
+            await self.session.flush()
+            return Held(until=delivery.next_attempt_at)
         delivery.attempts += 1
         delivery.last_attempt_at = now
         delivery.next_attempt_at = now + self.policy.claim

@@ -39,9 +39,9 @@ class InboundWebhook(SQLModel, table=True):
     event id) pair makes a replay a no-op; rows are kept at least ``webhook_dedup_hours``, parked ones until
     an operator retries them.
 
-    ``tracking`` is the event as it was read and checked on receipt (``services.webhooks.stored``), which is
-    what the worker applies; None for an event that is no tracking update (stored as ignored), and for
-    events stored before migration 0008, whose ``payload`` is read instead."""
+    ``tracking`` is the event as it was read and checked on receipt (``services.webhooks.inbound.stored``),
+    which is what the worker applies; None for an event that is no tracking update (stored as ignored), and
+    for events stored before migration 0008, whose ``payload`` is read instead."""
 
     __tablename__ = "inbound_webhook"
     __table_args__ = (sa.UniqueConstraint("source", "event_id", name="uq_inbound_webhook_event"),)

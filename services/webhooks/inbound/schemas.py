@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.webhooks.models import InboundStatus
+from services.webhooks.inbound.models import InboundStatus
 
 
 class InboundWebhookOut(BaseModel):
