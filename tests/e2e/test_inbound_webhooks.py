@@ -142,7 +142,7 @@ async def test_an_event_that_fails_every_attempt_is_parked_shown_and_retried_by_
         raise RuntimeError("the shipping tables are having a bad day")
 
     monkeypatch.setattr(ShippingService, "apply_tracking", broken)
-    monkeypatch.setattr(shipping_jobs, "_backoff", lambda attempt: 0.0)
+    monkeypatch.setattr(shipping_jobs, "backoff_seconds", lambda attempt: 0.0)
     await run_worker_until_idle(settings)  # retried, then parked: the job ends, it does not fail
 
     parked = await client.get("/webhooks/inbound/parked", headers=bearer(admin))

@@ -1,10 +1,8 @@
 """Shipping jobs: book a printed order's courier, apply partners' tracking webhooks, drive the built-in
 courier, and find work whose wake-up call was lost.
 
-Booking follows ``services.shipping.service``: the courier is called between two transactions, with the
-shipment's idempotency key, so a retry after a timeout or a killed worker gets the first booking back.
-Retryable courier errors back off and retry up to ``max_job_attempts``; a refusal, or retries used up, parks
-the shipment for an operator with the courier's reason.
+Booking is ``services.fulfilment.booking``: a retryable courier error backs off here (arq's Retry), up to
+``max_job_attempts``; a refusal, or retries used up, parks the shipment for an operator.
 
 Inbound webhooks are bounded the same way: each attempt is counted before it starts, and an event that fails
 ``max_job_attempts`` times is parked with its error (``services.webhooks.inbound.service``).
@@ -14,17 +12,16 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 from arq import Retry
 
 from parts_catalog.sqltypes import utcnow
-from services.couriers.ports import CourierError
 from services.db import transaction
+from services.fulfilment.booking import Booked, Parked, TryLater, book_courier
 from services.observability.logs import bind
-from services.observability.metrics import COURIER_ERRORS
+from services.queue import backoff_seconds
 from services.shipping.repository import ShipmentRepository
 from services.shipping.service import ShippingService, enqueue_shipping
 from services.webhooks.inbound.service import InboundWebhooks, wake
@@ -35,44 +32,23 @@ log = logging.getLogger(__name__)
 BATCH = 500
 
 
-def _backoff(attempt: int) -> float:
-    # 10 s, 40 s, 90 s, ...: a courier's API outage is usually over within minutes.
-    return 10.0 * attempt**2
-
-
 async def ship_order(ctx: dict[str, Any], order_id: str) -> str:
+    """Book the printed order's courier (``services.fulfilment.booking``)."""
     res = resources(ctx)
     oid = uuid.UUID(order_id)
     bind(order_id=oid)
-    async with order_service(res) as orders:
-        task = await ShippingService(orders).begin_booking(oid, max_attempts=res.settings.max_job_attempts)
-    if task is None:
-        return "nothing to do"
-    try:
-        courier = res.couriers.get(task.courier)
-        request = task.request
-        # The service level routing promised, where the courier has one of that name; else its fastest.
-        if request.service not in (await courier.capabilities()).services:
-            request = replace(request, service=None)
-        booking = await courier.book(request)
-    except CourierError as exc:
-        COURIER_ERRORS.labels(task.courier, "book", exc.code).inc()
-        if exc.retryable and task.attempt < res.settings.max_job_attempts:
-            log.warning(
-                "booking %s with %s failed (attempt %d): %s",
-                task.shipment_id,
-                task.courier,
-                task.attempt,
-                exc,
-            )
-            raise Retry(defer=_backoff(task.attempt)) from exc
-        async with order_service(res) as orders:
-            await ShippingService(orders).park(task.shipment_id, code=exc.code, message=str(exc))
-        log.warning("shipment %s parked: %s %s", task.shipment_id, exc.code, exc)
-        return f"parked: {exc.code}"
-    async with order_service(res) as orders:
-        await ShippingService(orders).record_booking(task.shipment_id, booking)
-    return f"booked: {booking.tracking_number}"
+    outcome = await book_courier(
+        lambda: order_service(res), res.couriers, oid, max_attempts=res.settings.max_job_attempts
+    )
+    match outcome:
+        case None:
+            return "nothing to do"
+        case TryLater(attempt=attempt, error=error):
+            raise Retry(defer=backoff_seconds(attempt)) from error
+        case Parked(code=code):
+            return f"parked: {code}"
+        case Booked(tracking_number=number):
+            return f"booked: {number}"
 
 
 async def process_inbound_webhook(ctx: dict[str, Any], inbound_id: str) -> str:
@@ -101,7 +77,7 @@ async def process_inbound_webhook(ctx: dict[str, Any], inbound_id: str) -> str:
             await InboundWebhooks.configured(session, res.settings).fail(iid, error=error, park=park)
         if not park:
             log.warning("inbound webhook %s failed (attempt %d): %s", iid, attempt, error)
-            raise Retry(defer=_backoff(attempt)) from exc
+            raise Retry(defer=backoff_seconds(attempt)) from exc
         log.error("inbound webhook %s parked after %d attempts: %s", iid, attempt, error)
         return f"parked: {error}"
 
