@@ -12,7 +12,8 @@ transactions never wait for each other in a cycle:
 5. its shipment.
 
 ``lock_job`` takes 1 to 3 for a change to a print job; ``job_step`` wraps such a change in a transaction and
-has the order follow its job at the end (``services.fulfilment.follow``). Placement takes 1 and 4 itself.
+has the order follow its job at the end (``services.fulfilment.follow``). Placement takes 1 and 4 itself;
+a move (re-route, re-optimiser) locks the order, then its job (``OrderService.lock_job``), before it.
 """
 
 from __future__ import annotations

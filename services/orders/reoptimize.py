@@ -84,6 +84,7 @@ async def move_to_site(
         or str(order.site_id) == site_id
     ):
         return None
+    await orders.lock_job(order)
     revision = await orders.catalog.revision(order.revision_id)
     snapshot = await orders.placement.snapshot(now=now)
     others = frozenset(snapshot.sites) - {site_id}

@@ -276,6 +276,7 @@ class OrderService:
         movable = order.status in UNSTARTED or (print_lost and order.status is S.PRINTING)
         if not movable or order.site_id is None:
             return None
+        await self.lock_job(order)
         revision = await self.catalog.revision(order.revision_id)
         try:
             reserved = await self.reserve(
@@ -355,6 +356,12 @@ class OrderService:
         order.failure_code = code
         self.move(order, S.FAILED, at=at, reason=code, data=data)
         await self.session.flush()
+
+    async def lock_job(self, order: Order) -> None:
+        """Lock the order's print job before placement locks sites: the order of locks is
+        ``services.fulfilment.unit_of_work``'s (order, job, sites), and a move withdraws the job later."""
+        if order.print_job_id is not None:
+            await self.printing.repo.job(order.print_job_id, for_update=True)
 
     async def _let_go(self, order: Order, *, at: datetime) -> None:
         """Give back the printer slot and withdraw the print job (nothing has started)."""
