@@ -242,7 +242,7 @@ def couriers_resume_local(
 ) -> None:
     """Make the built-in courier report parked parcels again (after fixing why our API refused their
     tracking webhooks: the `local` partner's secret, say), attempts counted afresh."""
-    from services.couriers.local import LocalCourier
+    from services.couriers.providers.local.gateway import LocalCourier
 
     settings = _settings(data_dir)
 

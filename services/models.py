@@ -2,7 +2,7 @@
 
 from parts_catalog.models import Part, PartEquipment, PartRevision
 from services.accounts.models import ApiKey, Organization, Partner
-from services.couriers.local import LocalParcel
+from services.couriers.providers.local.table import LocalParcel
 from services.factories.models import Printer, Site
 from services.idempotency.models import IdempotencyRecord
 from services.orders.models import Order, OrderEvent

@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.couriers.local import LocalParcel
+from services.couriers.providers.local.table import LocalParcel
 from services.db import SessionFactory
 from services.orders.models import Order
 from services.orders.states import TERMINAL, OrderStatus

@@ -1,8 +1,9 @@
 """The courier port, in our words: quote, book, track and cancel a parcel from a microfactory to a customer.
 
-Every adapter (``karrio``: a Karrio shipping gateway and, through it, its carriers; ``local``: the built-in
-simulated courier) maps its party's vocabulary into these types, so shipping code never sees a carrier's
-own status names or error shapes. ``tests/contract/test_couriers.py`` holds every adapter to one contract.
+Every adapter (``providers.karrio``: a Karrio shipping gateway and, through it, its carriers;
+``providers.local``: the built-in simulated courier) maps its party's vocabulary into these types in its
+pure ``mapping`` module, so shipping code never sees a carrier's own status names or error shapes.
+``tests/contract/test_couriers.py`` holds every adapter to one contract.
 """
 
 from __future__ import annotations

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from services.config import Settings
-from services.couriers.karrio import KarrioCourier
-from services.couriers.local import LocalCourier
 from services.couriers.ports import Courier, CourierRejected, CourierUnavailable
+from services.couriers.providers.karrio.gateway import KarrioCourier
+from services.couriers.providers.local.gateway import LocalCourier
 from services.db import SessionFactory
 from services.observability.metrics import COURIER_ERRORS
 

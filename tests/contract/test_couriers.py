@@ -25,8 +25,6 @@ from typing import Any, Protocol
 import httpx
 import pytest
 
-from services.couriers.karrio import KarrioCourier, draft_body, parse_webhook, tracking_status
-from services.couriers.local import LocalCourier, LocalParcel
 from services.couriers.ports import (
     Booking,
     BookingRequest,
@@ -38,6 +36,10 @@ from services.couriers.ports import (
     ShipmentNotFound,
     TrackingStatus,
 )
+from services.couriers.providers.karrio.gateway import KarrioCourier
+from services.couriers.providers.karrio.mapping import draft_body, parse_webhook, tracking_status
+from services.couriers.providers.local.gateway import LocalCourier
+from services.couriers.providers.local.table import LocalParcel
 from services.db import SessionFactory, create_engine, session_factory, transaction
 from tests.peers import KarrioPeer, free_port
 

@@ -28,7 +28,8 @@ from parts_catalog.sqltypes import utcnow
 from parts_catalog.storage import LocalBlobStore
 from services.api.background import serve_in_background
 from services.config import Settings
-from services.couriers.local import LocalCourier, LocalParcel
+from services.couriers.providers.local.gateway import LocalCourier
+from services.couriers.providers.local.table import LocalParcel
 from services.db import create_engine, session_factory, transaction
 from services.fulfilment.unit_of_work import order_transaction
 from services.routing.snapshot import SnapshotCache

@@ -19,7 +19,7 @@ from sqlmodel import col, select
 
 from services.api.background import serve_in_background
 from services.config import Settings
-from services.couriers.karrio import KarrioCourier
+from services.couriers.providers.karrio.gateway import KarrioCourier
 from services.db import create_engine, session_factory, transaction
 from services.webhooks.inbound.models import InboundStatus, InboundWebhook
 from tests.builders import HAMBURG, bearer, get_json, make_account, make_shop, printed_order

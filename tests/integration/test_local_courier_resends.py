@@ -11,8 +11,9 @@ import httpx
 import pytest
 
 from parts_catalog.sqltypes import utcnow
-from services.couriers.local import LocalCourier, LocalParcel
 from services.couriers.ports import BookingRequest
+from services.couriers.providers.local.gateway import LocalCourier
+from services.couriers.providers.local.table import LocalParcel
 from services.db import SessionFactory, create_engine, session_factory, transaction
 from tests.contract.test_couriers import BOX, LYON, PARIS
 

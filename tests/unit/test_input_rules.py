@@ -20,7 +20,7 @@ from pydantic import AwareDatetime, BaseModel
 
 from services.api.app import create_app
 from services.config import Settings
-from services.couriers.karrio import KarrioShipment, KarrioTracker, _Event
+from services.couriers.providers.karrio.mapping import KarrioShipment, KarrioTracker, _Event
 from services.validation import MAX_DEPTH, MULTILINE_FIELDS, InputRefused, UtcDatetime, loads
 from services.webhooks.inbound.service import PartnerEvent
 

@@ -38,8 +38,8 @@ from parts_catalog.sqltypes import utcnow
 from services.accounts.models import Partner
 from services.accounts.repository import AccountsRepository
 from services.config import Settings
-from services.couriers.karrio import parse_webhook
 from services.couriers.ports import Tracking, TrackingEvent, TrackingStatus
+from services.couriers.providers.karrio.mapping import parse_webhook
 from services.couriers.registry import KARRIO_PARTNER
 from services.db import serialize_writes
 from services.errors import (

@@ -83,7 +83,7 @@ async def process_inbound_webhook(ctx: dict[str, Any], inbound_id: str) -> str:
 
 
 async def drive_local_courier(ctx: dict[str, Any]) -> int:
-    """The built-in courier reports what came due (``services.couriers.local``)."""
+    """The built-in courier reports what came due (``services.couriers.providers.local``)."""
     return await resources(ctx).couriers.local.drive()
 
 

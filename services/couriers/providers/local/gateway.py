@@ -1,5 +1,8 @@
 """The built-in courier: for the embedded demo and for sites without a courier contract.
 
+I/O only: its table (``table.LocalParcel``) read and written, and its webhooks posted. What a booking plans,
+what a parcel means in our words and what each webhook says is ``mapping`` (pure).
+
 It behaves like a courier on the other side of the network. Booking is idempotent per key (the tracking
 number is derived from it). A booking plans the parcel's day from the distance: pickup once the parcel is
 ready, transit at road speed, out for delivery, delivered. ``time_scale`` compresses that plan for demos (an
@@ -17,146 +20,42 @@ not what Spareflow knows until a webhook says so.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import sqlalchemy as sa
-from sqlmodel import Field, SQLModel, col, select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from parts_catalog.sqltypes import UTCDateTime, utcnow
-from services.couriers.labels import label_pdf
+from parts_catalog.sqltypes import utcnow
 from services.couriers.ports import (
     Booking,
     BookingRequest,
     Capabilities,
-    CourierRejected,
     Parcel,
     Place,
     ServiceOption,
     ShipmentNotFound,
     Tracking,
-    TrackingEvent,
-    TrackingStatus,
 )
+from services.couriers.providers.local import mapping
+from services.couriers.providers.local.mapping import NAME, Refusal
+from services.couriers.providers.local.table import LocalParcel
 from services.db import SessionFactory, transaction
-from services.routing.geo import GeoPoint, haversine_km
-from services.routing.transit import TransitRule
 from services.signing import sign
 
-log = logging.getLogger(__name__)
+# The name it logged under before it moved here: operators' log filters and alerts match on it.
+log = logging.getLogger("services.couriers.local")
 
-NAME = "local"
-T = TrackingStatus
-
-
-class LocalParcel(SQLModel, table=True):
-    __tablename__ = "local_courier_parcel"
-
-    tracking_number: str = Field(primary_key=True, max_length=32)
-    idempotency_key: str = Field(max_length=80, unique=True)
-    reference: str = Field(max_length=100)
-    service: str = Field(max_length=32)
-    origin: dict[str, Any] = Field(sa_type=sa.JSON)
-    destination: dict[str, Any] = Field(sa_type=sa.JSON)
-    parcel: dict[str, Any] = Field(sa_type=sa.JSON)
-    booked_at: datetime = Field(sa_type=UTCDateTime)
-    pickup_from: datetime = Field(sa_type=UTCDateTime)
-    pickup_until: datetime = Field(sa_type=UTCDateTime)
-    estimated_delivery_at: datetime = Field(sa_type=UTCDateTime)
-    # The parcel's planned (and, once cancelled, actual) events: {status, at, description, location}.
-    plan: list[dict[str, Any]] = Field(sa_type=sa.JSON)
-    reported: int = 0  # how many of ``plan`` our receiver has acknowledged
-    # When the next unreported event comes due (or may be resent); None once all are reported, or parked.
-    next_due_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
-    cancelled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    # Sends of the next unreported event that were not acknowledged; back to 0 once one is.
-    attempts: int = 0
-    last_error: str | None = Field(default=None, max_length=500)
-    # Set when resending stopped (refused for good, or ``max_attempts`` used up) until an operator resumes it.
-    parked_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
-
-
-# A road courier: same day within a few hundred km, or a next-day parcel network (the service levels of a
-# site's default transit model, with a reach).
-_SERVICES: tuple[TransitRule, ...] = (
-    TransitRule("express", fixed_hours=1.0, speed_kmh=70.0, max_km=600.0, fixed_cost=25.0, cost_per_km=1.2),
-    TransitRule(
-        "standard", fixed_hours=18.0, speed_kmh=60.0, max_km=5000.0, fixed_cost=9.0, cost_per_km=0.05
-    ),
-)
-_PICKUP_WINDOW = timedelta(hours=2)
-_PICKUP_DELAY = timedelta(minutes=30)
 # A driver's claim on the parcels it reports (``LocalCourier._claim``): a batch takes milliseconds per event,
 # so this is ample; a batch that outlasts it (our API answering slowly) may be reported again by another
 # driver, which the receiver's deduplication absorbs. Short, so that a killed worker's parcels move on soon.
 _DRIVE_CLAIM = timedelta(seconds=10)
 # Parcels claimed (and reported side by side) at a time.
 _DRIVE_BATCH = 20
-# The wait after the first failed send, quadrupled after each further one (1, 4, 16 min, ...): long enough
-# for our API to come back from a restart or a deploy before ``max_attempts`` parks the parcel. Real time,
-# whatever ``time_scale``: it is our API that is away, not the parcel that travels.
-_RESEND_BACKOFF = timedelta(minutes=1)
-# Answers that may change when the same event is sent again (a timeout, a conflict, a rate limit); every
-# other 4xx is a refusal of the event itself.
-_RETRYABLE_4XX = frozenset({408, 409, 429})
-
-
-@dataclass(frozen=True, slots=True)
-class _Refusal:
-    """An event our receiver did not acknowledge; ``final`` when sending it again cannot change that."""
-
-    error: str
-    final: bool
-
-
-def tracking_number_for(idempotency_key: str) -> str:
-    """Derived from the key, so a booking retried after a crash finds the first one by its primary key."""
-    return "SFL" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:12].upper()
-
-
-def _km(origin: Place, destination: Place) -> float:
-    return haversine_km(
-        GeoPoint(origin.latitude, origin.longitude), GeoPoint(destination.latitude, destination.longitude)
-    )
-
-
-def _check_route(destination: Place, km: float) -> None:
-    """Refuse what no driver could deliver: no street, city or country, or farther than any service."""
-    country = destination.country
-    # ISO 3166-1 keeps AA, QM-QZ, XA-XZ and ZZ for private use: no such country exists.
-    private = country in {"AA", "ZZ"} or country[:1] == "X" or "QM" <= country <= "QZ"
-    if not destination.lines or not destination.city or len(country) != 2 or not country.isupper() or private:
-        raise CourierRejected(
-            f"cannot deliver to {destination.city or '?'} ({country or 'no country'}): incomplete address",
-            code="invalid_address",
-        )
-    if not _offered(km):
-        raise CourierRejected(f"{km:.0f} km is beyond every service", code="destination_out_of_range")
-
-
-def _offered(km: float) -> list[TransitRule]:
-    return [rule for rule in _SERVICES if rule.offers(km)]
-
-
-def _event(status: TrackingStatus, at: datetime, description: str, location: str) -> dict[str, Any]:
-    return {"status": status.value, "at": at.isoformat(), "description": description, "location": location}
-
-
-def _tracking_event(entry: dict[str, Any]) -> TrackingEvent:
-    return TrackingEvent(
-        status=TrackingStatus(entry["status"]),
-        occurred_at=datetime.fromisoformat(entry["at"]),
-        description=entry["description"],
-        location=entry["location"],
-        courier_code=entry["status"],
-    )
 
 
 class LocalCourier:
@@ -185,110 +84,25 @@ class LocalCourier:
             await self._http.aclose()
 
     async def capabilities(self) -> Capabilities:
-        return Capabilities(
-            name=NAME,
-            services=tuple(rule.level for rule in _SERVICES),
-            labels=True,
-            tracking_webhooks=True,
-            cancel_after_pickup=False,
-        )
+        return mapping.capabilities()
 
     async def quote(self, origin: Place, destination: Place, parcel: Parcel) -> list[ServiceOption]:
-        km = _km(origin, destination)
-        _check_route(destination, km)
-        return [
-            ServiceOption(
-                service=rule.level,
-                transit_hours=round(rule.duration(km).total_seconds() / 3600, 2),
-                cost=round(rule.cost(km), 2),
-                currency="EUR",
-            )
-            for rule in _offered(km)
-        ]
+        return mapping.service_options(origin, destination)
 
     async def book(self, request: BookingRequest) -> Booking:
-        number = tracking_number_for(request.idempotency_key)
+        number = mapping.tracking_number_for(request.idempotency_key)
         async with transaction(self.sessions) as session:
             parcel = await session.get(LocalParcel, number)
             if parcel is None:
-                parcel = self._plan(number, request, now=utcnow())
+                parcel = mapping.plan(number, request, now=utcnow(), time_scale=self.time_scale)
                 session.add(parcel)
-        return self._booking(parcel)
-
-    def _plan(self, number: str, request: BookingRequest, *, now: datetime) -> LocalParcel:
-        km = _km(request.origin, request.destination)
-        _check_route(request.destination, km)
-        offered = {rule.level: rule for rule in _offered(km)}
-        service = request.service or next(iter(offered))
-        rule = offered.get(service)
-        if rule is None:
-            raise CourierRejected(
-                f"service {service!r} does not serve this route", code="service_unavailable"
-            )
-        scale = self.time_scale
-        ready = max(now, request.ready_at or now)
-        pickup = ready + _PICKUP_DELAY / scale
-        transit = rule.duration(km) / scale
-        delivered = pickup + transit
-        origin, destination = request.origin.city, request.destination.city
-        plan = [
-            _event(T.PICKED_UP, pickup, "Picked up from the microfactory", origin),
-            _event(
-                T.IN_TRANSIT, pickup + min(transit / 4, timedelta(minutes=10) / scale), "On the way", origin
-            ),
-            _event(T.OUT_FOR_DELIVERY, delivered - transit / 4, "Out for delivery", destination),
-            _event(T.DELIVERED, delivered, f"Delivered to {request.destination.name}", destination),
-        ]
-        return LocalParcel(
-            tracking_number=number,
-            idempotency_key=request.idempotency_key,
-            reference=request.reference,
-            service=service,
-            origin=asdict(request.origin),
-            destination=asdict(request.destination),
-            parcel=asdict(request.parcel),
-            booked_at=now,
-            pickup_from=ready,
-            pickup_until=ready + _PICKUP_WINDOW / scale,
-            estimated_delivery_at=delivered,
-            plan=plan,
-            next_due_at=pickup,
-        )
-
-    def _booking(self, parcel: LocalParcel) -> Booking:
-        destination = parcel.destination
-        label = label_pdf(
-            [
-                f"Service: {parcel.service}   Ref: {parcel.reference}",
-                f"From: {parcel.origin['name']}, {parcel.origin['city']}",
-                f"To: {destination['name']}",
-                *destination["lines"],
-                f"{destination['postal_code']} {destination['city']} {destination['country']}",
-                f"Weight: {parcel.parcel['weight_g']:.0f} g",
-            ],
-            title=parcel.tracking_number,
-        )
-        return Booking(
-            courier_shipment_id=parcel.tracking_number,
-            tracking_number=parcel.tracking_number,
-            service=parcel.service,
-            label_pdf=label,
-            pickup_from=parcel.pickup_from,
-            pickup_until=parcel.pickup_until,
-            estimated_delivery_at=parcel.estimated_delivery_at,
-        )
+        return mapping.booking(parcel)
 
     async def track(self, tracking_number: str) -> Tracking:
         now = utcnow()
         async with transaction(self.sessions) as session:
             parcel = await self._parcel(session, tracking_number)
-        events = tuple(_tracking_event(e) for e in parcel.plan if datetime.fromisoformat(e["at"]) <= now)
-        return Tracking(
-            tracking_number=tracking_number,
-            status=events[-1].status if events else T.PENDING,
-            events=events,
-            estimated_delivery_at=None if parcel.cancelled_at else parcel.estimated_delivery_at,
-        )
+        return mapping.tracking(parcel, tracking_number, now=now)
 
     async def cancel(self, tracking_number: str) -> None:
         now = utcnow()
@@ -296,10 +110,7 @@ class LocalCourier:
             parcel = await self._parcel(session, tracking_number, for_update=True)
             if parcel.cancelled_at is not None:
                 return
-            happened = [e for e in parcel.plan if datetime.fromisoformat(e["at"]) <= now]
-            if happened:
-                raise CourierRejected("the parcel has been picked up already", code="already_picked_up")
-            parcel.plan = [_event(T.CANCELLED, now, "Booking cancelled by the sender", parcel.origin["city"])]
+            parcel.plan = mapping.cancelled_plan(parcel, now=now)
             parcel.cancelled_at = parcel.next_due_at = now
             parcel.reported = 0
 
@@ -389,38 +200,22 @@ class LocalCourier:
 
     async def _report(
         self, parcel: LocalParcel, index: int, entry: dict[str, Any], url: str, secret: str
-    ) -> _Refusal | None:
+    ) -> Refusal | None:
         """Post one event; None when it was acknowledged."""
-        body = json.dumps(
-            {
-                "type": "tracking.updated",
-                "data": {
-                    "tracking_number": parcel.tracking_number,
-                    "status": entry["status"],
-                    "occurred_at": entry["at"],
-                    "description": entry["description"],
-                    "location": entry["location"],
-                },
-            },
-            separators=(",", ":"),
-        ).encode()
-        # Stable per event: a resend after a lost acknowledgement is recognised as the same event.
-        msg_id = f"{parcel.tracking_number}-{index}-{entry['status']}"
+        msg_id, body = mapping.webhook(parcel, index, entry)
         headers = sign([secret], msg_id, utcnow(), body)
         try:
             response = await self._http.post(
                 url, content=body, headers={**headers, "content-type": "application/json"}
             )
         except httpx.HTTPError as exc:
-            return _Refusal(f"{type(exc).__name__}: {exc}", final=False)
+            return Refusal(f"{type(exc).__name__}: {exc}", final=False)
         if response.is_success:
             return None
-        status = response.status_code
-        final = 400 <= status < 500 and status not in _RETRYABLE_4XX
-        return _Refusal(f"{status} {response.text[:200]}", final=final)
+        return mapping.refusal(response.status_code, response.text)
 
     async def _record(
-        self, tracking_number: str, reported: int, refusal: _Refusal | None, *, now: datetime
+        self, tracking_number: str, reported: int, refusal: Refusal | None, *, now: datetime
     ) -> None:
         async with transaction(self.sessions) as session:
             parcel = await self._parcel(session, tracking_number, for_update=True)
@@ -446,7 +241,7 @@ class LocalCourier:
                 )
                 return
             due = datetime.fromisoformat(remaining[0]["at"])
-            parcel.next_due_at = max(due, now + _RESEND_BACKOFF * 4 ** (parcel.attempts - 1))
+            parcel.next_due_at = mapping.resend_at(due, now=now, attempts=parcel.attempts)
             log.warning(
                 "local courier: event %d of %s not acknowledged (send %d of %d): %s",
                 parcel.reported,
