@@ -43,10 +43,11 @@ _SERVICES: tuple[TransitRule, ...] = (
 )
 _PICKUP_WINDOW = timedelta(hours=2)
 _PICKUP_DELAY = timedelta(minutes=30)
-# The wait after the first failed send, quadrupled after each further one (1, 4, 16 min, ...): long enough
-# for our API to come back from a restart or a deploy before ``max_attempts`` parks the parcel. Real time,
-# whatever ``time_scale``: it is our API that is away, not the parcel that travels.
-_RESEND_BACKOFF = timedelta(minutes=1)
+# The wait after each failed send: soon after the first (a timeout on a busy API usually passes within
+# seconds: a one-minute wait there outlasted the chaos tests' settling time), then long enough for our API
+# to come back from a restart or a deploy before ``max_attempts`` parks the parcel. Real time, whatever
+# ``time_scale``: it is our API that is away, not the parcel that travels.
+_RESEND_AFTER = (timedelta(seconds=5), timedelta(minutes=1), timedelta(minutes=4), timedelta(minutes=16))
 # Answers that may change when the same event is sent again (a timeout, a conflict, a rate limit); every
 # other 4xx is a refusal of the event itself.
 _RETRYABLE_4XX = frozenset({408, 409, 429})
@@ -213,8 +214,7 @@ def refusal(status: int, text: str) -> Refusal:
 def resend_at(due: datetime, *, now: datetime, attempts: int) -> datetime:
     """When to send an event due at ``due`` again after ``attempts`` unacknowledged sends (the last at
     ``now``)."""
-    backoff: timedelta = _RESEND_BACKOFF * 4 ** (attempts - 1)
-    return max(due, now + backoff)
+    return max(due, now + _RESEND_AFTER[min(attempts, len(_RESEND_AFTER)) - 1])
 
 
 def _km(origin: Place, destination: Place) -> float:
