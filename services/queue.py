@@ -46,7 +46,8 @@ async def send(queue: ArqRedis | None, jobs: list[QueuedJob]) -> None:
             log.warning("could not enqueue %s(%s): %s; the reconciler will", job.function, job.args, exc)
 
 
-def backoff_seconds(attempt: int) -> float:
-    """How long a job waits before trying again after failed attempt ``attempt`` (1-based): 10 s, 40 s,
-    90 s, ...; a courier's API outage or a database restart is usually over within minutes."""
-    return 10.0 * attempt**2
+def backoff_seconds(attempt: int, *, base_s: float = 10.0) -> float:
+    """How long a job waits before trying again after failed attempt ``attempt`` (1-based): ``base_s``
+    times the attempt squared (10 s, 40 s, 90 s, ...); a courier's API outage or a database restart is
+    usually over within minutes."""
+    return base_s * attempt**2

@@ -29,6 +29,7 @@ from services.fulfilment.unit_of_work import job_step
 from services.orders.repository import OrderRepository
 from services.printing.models import SliceArtifact
 from services.printing.service import PreparationTask, PrintingService
+from services.queue import backoff_seconds
 from services.workers.context import WorkerResources, resources
 from services.workers.mesh_pool import MeshWorkError
 from slicer_adapters.errors import SlicerError
@@ -44,7 +45,7 @@ def _services(res: WorkerResources, session: Any) -> tuple[CatalogService, Print
 
 def _backoff(attempt: int) -> float:
     # 5 s, 20 s, 45 s, ...: transient causes (a busy machine, a killed pool) usually clear within a minute.
-    return 5.0 * attempt**2
+    return backoff_seconds(attempt, base_s=5.0)
 
 
 def _sha256_of(path: Path) -> str:
